@@ -1,0 +1,1 @@
+//! anycast6: the appliance library.

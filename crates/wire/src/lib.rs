@@ -1,0 +1,19 @@
+//! Packet formats spoken by anycast6.
+//!
+//! Every protocol lives in its own module with two layers, in the manner of smoltcp:
+//!
+//! * a zero-copy view (`Packet<T: AsRef<[u8]>>`, `Frame<T>`, ...) whose `new_checked`
+//!   validates lengths once, after which its accessors never panic;
+//! * a validated value type (`...Repr`) with `parse(&view) -> Result<Repr>` and
+//!   `emit(&self, &mut view)`, which is where semantics are judged.
+//!
+//! Nothing here performs I/O, allocates while parsing, or uses `unsafe`.
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+pub mod buf;
+pub mod checksum;
+mod error;
+
+pub use buf::{PacketBuf, VecBuf};
+pub use error::{Error, Result};
