@@ -11,9 +11,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod auth;
 pub mod buf;
 pub mod checksum;
 mod error;
+pub mod ethernet;
+pub mod icmpv6;
+pub mod ipv6;
+pub mod ipv6ext;
+pub mod mobility;
+pub mod rr;
+pub mod seqno;
+pub mod tcp;
+pub mod tunnel;
+pub mod udp;
 
 pub use buf::{PacketBuf, VecBuf};
 pub use error::{Error, Result};
