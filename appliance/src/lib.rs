@@ -1,1 +1,3 @@
 //! anycast6: the appliance library.
+
+pub mod dataplane;

@@ -1,0 +1,1 @@
+//! The per-packet data plane (being written).
