@@ -1,3 +1,4 @@
 //! anycast6: the appliance library.
 
 pub mod dataplane;
+pub mod decode;
