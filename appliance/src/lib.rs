@@ -1,4 +1,5 @@
 //! anycast6: the appliance library.
 
+pub mod control;
 pub mod dataplane;
 pub mod decode;

@@ -6,5 +6,10 @@
 //! * [`rcu`]: snapshot publication from the control thread to the workers (QSBR).
 
 pub mod affinity;
+pub mod counters;
+pub mod flowhash;
 pub mod maglev;
+pub mod pipeline;
+pub mod ratelimit;
 pub mod rcu;
+pub mod snapshot;

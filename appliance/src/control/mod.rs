@@ -1,0 +1,3 @@
+//! The control plane: what the management thread does, written sans I/O.
+
+pub mod neighbour;

@@ -1,0 +1,2090 @@
+//! The per-packet pipeline (ARCHITECTURE.md §3): one [`Worker`] per lcore judges each
+//! received frame against the current [`Snapshot`] and rewrites it in place.
+//!
+//! # Packet walk
+//!
+//! 1. **Parse once** ([`Parsed`]): Ethernet (untagged, IPv6 EtherType, destination MAC is
+//!    the port's or a group address), the IPv6 fixed header, and the extension header chain
+//!    with [`ExtHeaderChain::walk`]. Every later step reads this summary; nothing is parsed
+//!    twice, except the inner header of a tunnel packet on the reverse path.
+//! 2. **Classify** by destination, in this order:
+//!    1. a service address -> *forward* (Neighbor Discovery for it -> exception);
+//!    2. an appliance address: tunnel packet (NH 41, possibly behind the tunnel's
+//!       Destination Options) to the tunnel address -> *reverse*; anything else ->
+//!       *exception* (echo, Mobility Header, ND, health-check replies, ICMPv6 errors about
+//!       tunnel packets, which RFC 2473 §8 has the control thread relay);
+//!    3. multicast: Neighbor Discovery to all-nodes/all-routers or to the solicited-node
+//!       group of one of our addresses -> exception; other multicast -> drop;
+//!    4. anything else -> drop `not_for_us`.
+//! 3. **Forward**: hop limit (Time Exceeded), Tunnel Encapsulation Limit 0 (Parameter
+//!    Problem), tunnel MTU (Packet Too Big, or outer fragmentation for packets of 1280 or
+//!    less), then the member (affinity table, Maglev for new flows), the neighbour MAC, and
+//!    only then the rewrite: inner hop limit - 1, RFC 2473 encapsulation, Ethernet. All
+//!    checks run before the first write, so an ICMPv6 error quotes the packet as received.
+//! 4. **Reverse**: the (outer source, inner source) pair must be a registered (care-of,
+//!    service) pair (anti-spoofing: nobody else may inject traffic from a service address);
+//!    then the inner destination, hop limit and MTU are checked, the tunnel headers removed,
+//!    the inner hop limit decremented and a new Ethernet header written.
+//!
+//! # Why it is fast
+//!
+//! No heap allocation, no lock and no atomic read-modify-write per packet: the snapshot is
+//! a plain `&Snapshot` for the burst (QSBR in [`super::rcu`]), the affinity table, the
+//! counters and the ICMP token bucket belong to the worker (`&mut self`), and counters
+//! reach other threads by plain stores once per burst ([`CounterMirror::publish`]). Packets
+//! are rewritten in place: the headroom takes the tunnel headers, ICMPv6 errors are built
+//! over the invoking packet. Only outer fragmentation needs a second buffer, taken from the
+//! caller's [`ExtraTx`].
+//!
+//! # ICMPv6 errors
+//!
+//! Sent from the tunnel address to the invoking packet's source, out of the receiving port,
+//! to the frame's source MAC (the previous hop that delivered the packet is a route back to
+//! its source, and this needs no neighbour resolution). RFC 4443 §2.4(e) is applied with
+//! [`may_send_error`] (a service address counts as a known anycast address), then the
+//! worker's token bucket (§2.4(f)). The quote is cut so the error fits 1280 octets
+//! (§2.4(c)).
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use anycast6_wire::checksum::proto;
+use anycast6_wire::ethernet::{self, EtherType, EthernetFrame, MacAddr};
+use anycast6_wire::icmpv6::{
+    self, may_send_error, ErrorKind, Icmpv6Packet, InvokingPacket, Message,
+};
+use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use anycast6_wire::ipv6ext::{ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader};
+use anycast6_wire::tunnel::{self, EncapOutcome, TunnelParams};
+use anycast6_wire::{Error, PacketBuf};
+
+use super::affinity::{AffinityError, AffinityTable, FlowKey, Resolution};
+use super::counters::{CounterMirror, Counters, DropReason, Stat};
+use super::flowhash::{self, flow_label, ports_of};
+use super::ratelimit::TokenBucket;
+use super::snapshot::{is_link_local, AffinityMode, IcmpRateSpec, Port, Snapshot};
+
+/// The worker's clock: milliseconds from any fixed origin, never going backwards. The
+/// affinity table uses whole seconds of it, the ICMP token bucket milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Tick(u64);
+
+impl Tick {
+    /// A tick `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Tick {
+        Tick(millis)
+    }
+
+    /// A tick `secs` seconds after the origin.
+    pub const fn from_secs(secs: u64) -> Tick {
+        Tick(secs.saturating_mul(1000))
+    }
+
+    /// Milliseconds since the origin.
+    pub const fn millis(self) -> u64 {
+        self.0
+    }
+
+    /// Whole seconds since the origin, wrapping at 2^32 (the affinity table's time, which
+    /// tolerates wrapping).
+    #[inline]
+    pub const fn secs(self) -> u32 {
+        (self.0 / 1000) as u32
+    }
+}
+
+/// What became of a packet. The buffer holds what to transmit for the three transmit
+/// variants (see [`Verdict::tx_port`]), and is untouched for [`Verdict::Exception`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Tunnelled to a member: transmit on `port`. With `fragments == 2` the second
+    /// fragment was handed to [`ExtraTx::send_after`].
+    Forward {
+        port: u16,
+        /// Index of the service in the snapshot.
+        service: u16,
+        /// Stable id of the member.
+        member: u32,
+        fragments: u8,
+    },
+    /// A member's reply, decapsulated: transmit on `port`.
+    Reverse {
+        port: u16,
+        service: u16,
+        member: u32,
+    },
+    /// The packet was dropped for `reason` and the buffer now holds the ICMPv6 error about
+    /// it: transmit on `port`.
+    IcmpError { port: u16, reason: DropReason },
+    /// For the control thread; the frame is unchanged.
+    Exception,
+    /// Discard the buffer.
+    Drop(DropReason),
+}
+
+impl Verdict {
+    /// The port to transmit the buffer on, if any.
+    #[inline]
+    pub fn tx_port(&self) -> Option<u16> {
+        match *self {
+            Verdict::Forward { port, .. }
+            | Verdict::Reverse { port, .. }
+            | Verdict::IcmpError { port, .. } => Some(port),
+            Verdict::Exception | Verdict::Drop(_) => None,
+        }
+    }
+
+    /// "forward", "reverse", "icmp_error", "exception" or "drop".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Forward { .. } => "forward",
+            Verdict::Reverse { .. } => "reverse",
+            Verdict::IcmpError { .. } => "icmp_error",
+            Verdict::Exception => "exception",
+            Verdict::Drop(_) => "drop",
+        }
+    }
+
+    /// The drop reason, for drops and ICMPv6 errors.
+    pub fn reason(&self) -> Option<DropReason> {
+        match *self {
+            Verdict::IcmpError { reason, .. } | Verdict::Drop(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Extra packets a verdict needs: the second fragment of an outer-fragmented tunnel packet
+/// (RFC 2473 §7.1 (b)). The DPDK layer allocates from the worker's mempool and queues on
+/// its TX burst.
+pub trait ExtraTx<B> {
+    /// An empty buffer with headroom, or `None` when none is available.
+    fn alloc(&mut self) -> Option<B>;
+    /// Transmits `buf` on `port` along with the packet being processed.
+    fn send_after(&mut self, port: u16, buf: B);
+}
+
+/// How to create a [`Worker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Worker index; its low 8 bits go into fragment identifications, so that workers
+    /// sharing the tunnel source address never reuse one another's.
+    pub id: u16,
+    /// Affinity table entries (rounded up to a power of two).
+    pub affinity_capacity: usize,
+    /// Seconds an affinity entry lives without traffic.
+    pub affinity_idle_timeout: u32,
+    /// Initial ICMP rate limit; later snapshots may change it.
+    pub icmp_rate: IcmpRateSpec,
+}
+
+/// One data-plane worker: owns its affinity table, counters and ICMP token bucket.
+#[derive(Debug)]
+pub struct Worker {
+    id: u16,
+    affinity: AffinityTable,
+    counters: Counters,
+    icmp_bucket: TokenBucket,
+    fragment_seq: u32,
+    mirror: Arc<CounterMirror>,
+}
+
+/// The one-pass summary of a received frame.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    /// Ethernet header length (the IPv6 packet starts here).
+    eth_len: usize,
+    src_mac: MacAddr,
+    /// The frame went to a group MAC address.
+    link_multicast: bool,
+    /// The IPv6 packet's length by its Payload Length (link padding excluded).
+    ip_len: usize,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    chain: ExtHeaderChain,
+    /// The ICMPv6 type, when the upper layer is ICMPv6.
+    icmp_type: Option<u8>,
+}
+
+impl Parsed {
+    /// The IPv6 packet (no link padding) in `frame`.
+    #[inline]
+    fn ip<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        &frame[self.eth_len..self.eth_len + self.ip_len]
+    }
+
+    /// The upper-layer header and what follows, when present in this packet.
+    #[inline]
+    fn upper<'a>(&self, frame: &'a [u8]) -> Option<&'a [u8]> {
+        self.chain
+            .upper_layer_bytes(&self.ip(frame)[ipv6::HEADER_LEN..])
+    }
+
+    /// A fragment that is not the whole datagram: no reliable transport header.
+    #[inline]
+    fn is_fragmented(&self) -> bool {
+        self.chain.fragment.is_some_and(|f| !f.header.is_atomic())
+    }
+}
+
+/// The ICMPv6 error to build.
+#[derive(Debug, Clone, Copy)]
+enum IcmpError {
+    TimeExceeded,
+    PacketTooBig { mtu: u32 },
+    ParamProblem { pointer: u32 },
+}
+
+impl IcmpError {
+    fn kind(self) -> ErrorKind {
+        match self {
+            IcmpError::TimeExceeded => ErrorKind::TimeExceeded,
+            IcmpError::PacketTooBig { .. } => ErrorKind::PacketTooBig,
+            IcmpError::ParamProblem { .. } => ErrorKind::ErroneousHeaderField,
+        }
+    }
+}
+
+/// Length of the ICMPv6 error headers built in front of the quote.
+const ICMP_ERROR_HEADERS: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
+
+/// Neighbor Discovery message types (RFC 4861 §4): Router Solicitation to Redirect.
+#[inline]
+fn is_nd(icmp_type: Option<u8>) -> bool {
+    matches!(icmp_type, Some(133..=137))
+}
+
+/// Parses the frame once; an `Err` is the drop reason.
+#[inline]
+fn parse(frame: &[u8], port: &Port) -> Result<Parsed, DropReason> {
+    if frame.len() < ethernet::HEADER_LEN {
+        return Err(DropReason::MalformedEthernet);
+    }
+    let eth = EthernetFrame::new_unchecked(frame);
+    if eth.is_vlan_tagged() {
+        return Err(DropReason::VlanTagged);
+    }
+    if eth.ethertype() != EtherType::Ipv6 {
+        return Err(DropReason::NotIpv6);
+    }
+    let src_mac = eth.src_addr();
+    if src_mac.is_multicast() {
+        return Err(DropReason::MalformedEthernet);
+    }
+    let dst_mac = eth.dst_addr();
+    let link_multicast = dst_mac.is_multicast();
+    if !link_multicast && dst_mac != port.mac {
+        return Err(DropReason::ForeignMac);
+    }
+    let ip = Ipv6Packet::new_checked(&frame[ethernet::HEADER_LEN..])
+        .map_err(|_| DropReason::MalformedIpv6)?;
+    let src = ip.src_addr();
+    if src.is_multicast() {
+        return Err(DropReason::MulticastSource);
+    }
+    let chain = ExtHeaderChain::walk(ip.next_header(), ip.payload())
+        .map_err(|_| DropReason::BadExtHeaders)?;
+    let icmp_type = if chain.upper_layer == proto::ICMPV6 {
+        chain
+            .upper_layer_bytes(ip.payload())
+            .and_then(|b| b.first().copied())
+    } else {
+        None
+    };
+    Ok(Parsed {
+        eth_len: ethernet::HEADER_LEN,
+        src_mac,
+        link_multicast,
+        ip_len: ip.total_len(),
+        src,
+        dst: ip.dst_addr(),
+        hop_limit: ip.hop_limit(),
+        chain,
+        icmp_type,
+    })
+}
+
+/// Prepends an untagged Ethernet header for an IPv6 packet.
+#[inline]
+fn push_ethernet<B: PacketBuf>(pkt: &mut B, dst: MacAddr, src: MacAddr) -> Result<(), DropReason> {
+    let header = pkt
+        .prepend(ethernet::HEADER_LEN)
+        .map_err(|_| DropReason::NoBufferRoom)?;
+    write_ethernet(header, dst, src);
+    Ok(())
+}
+
+#[inline]
+fn write_ethernet(header: &mut [u8], dst: MacAddr, src: MacAddr) {
+    let mut frame = EthernetFrame::new_unchecked(&mut header[..ethernet::HEADER_LEN]);
+    frame.set_dst_addr(dst);
+    frame.set_src_addr(src);
+    frame.set_ethertype(EtherType::Ipv6);
+}
+
+impl Worker {
+    /// A worker with an empty affinity table (allocated here, once).
+    pub fn new(config: WorkerConfig, now: Tick) -> Result<Worker, AffinityError> {
+        Ok(Worker {
+            id: config.id,
+            affinity: AffinityTable::new(config.affinity_capacity, config.affinity_idle_timeout)?,
+            counters: Counters::default(),
+            icmp_bucket: TokenBucket::new(
+                config.icmp_rate.per_second,
+                config.icmp_rate.burst,
+                now.millis(),
+            ),
+            fragment_seq: 0,
+            mirror: Arc::new(CounterMirror::default()),
+        })
+    }
+
+    /// The worker's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The worker's affinity table (for statistics).
+    pub fn affinity(&self) -> &AffinityTable {
+        &self.affinity
+    }
+
+    /// The cross-thread copy of the counters, for the control thread.
+    pub fn counter_mirror(&self) -> Arc<CounterMirror> {
+        Arc::clone(&self.mirror)
+    }
+
+    /// Copies the counters to the mirror (plain stores); call once per burst.
+    pub fn publish_counters(&self) {
+        self.mirror.publish(&self.counters);
+    }
+
+    /// Processes a burst: `verdicts[i]` is the verdict of `pkts[i]`. Processes
+    /// `min(pkts.len(), verdicts.len())` packets, returns that number, then publishes the
+    /// counters.
+    pub fn process_burst<B: PacketBuf, X: ExtraTx<B>>(
+        &mut self,
+        snap: &Snapshot,
+        pkts: &mut [B],
+        rx_port: u16,
+        now: Tick,
+        extra: &mut X,
+        verdicts: &mut [Verdict],
+    ) -> usize {
+        let mut n = 0;
+        for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            *verdict = self.process(snap, pkt, rx_port, now, extra);
+            n += 1;
+        }
+        self.publish_counters();
+        n
+    }
+
+    /// Judges one received frame and rewrites it in place as the verdict says.
+    #[inline]
+    pub fn process<B: PacketBuf, X: ExtraTx<B>>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut B,
+        rx_port: u16,
+        now: Tick,
+        extra: &mut X,
+    ) -> Verdict {
+        self.counters.add(Stat::RxPackets, 1);
+        self.counters.add(Stat::RxBytes, pkt.len() as u64);
+        let verdict = self.judge(snap, pkt, rx_port, now, extra);
+        match verdict {
+            Verdict::Forward { .. } => self.counters.add(Stat::Forwarded, 1),
+            Verdict::Reverse { .. } => self.counters.add(Stat::Reversed, 1),
+            Verdict::IcmpError { reason, .. } => {
+                self.counters.add_drop(reason);
+                self.counters.add(Stat::IcmpSent, 1);
+            }
+            Verdict::Exception => self.counters.add(Stat::Exceptions, 1),
+            Verdict::Drop(reason) => self.counters.add_drop(reason),
+        }
+        if verdict.tx_port().is_some() {
+            self.counters.add(Stat::TxPackets, 1);
+            self.counters.add(Stat::TxBytes, pkt.len() as u64);
+        }
+        verdict
+    }
+
+    #[inline]
+    fn judge<B: PacketBuf, X: ExtraTx<B>>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut B,
+        rx_port: u16,
+        now: Tick,
+        extra: &mut X,
+    ) -> Verdict {
+        let Some(port) = snap.port(rx_port) else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
+        let p = match parse(pkt.data(), port) {
+            Ok(p) => p,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        let dst = u128::from(p.dst);
+        if let Some(service) = snap.service_by_address(dst) {
+            // Neighbor Discovery about a service address (unicast NUD) is the control
+            // thread's: it decides how the appliance answers for its anycast addresses.
+            if is_nd(p.icmp_type) {
+                return Verdict::Exception;
+            }
+            return self.forward(snap, pkt, rx_port, &p, service, now, extra);
+        }
+        if snap.is_local(dst) {
+            let tunnel_packet = matches!(p.chain.upper_layer, proto::IPV6 | proto::DEST_OPTS)
+                && p.dst == snap.tunnel().address;
+            if tunnel_packet && p.chain.fragment.is_some() {
+                // RFC 2473 §3.3 wants reassembly first; the data plane keeps no fragment
+                // state, and members are told to stay within the tunnel MTU.
+                return Verdict::Drop(DropReason::TunnelFragment);
+            }
+            if p.chain.upper_layer == proto::IPV6 && p.dst == snap.tunnel().address {
+                return self.reverse(snap, pkt, &p, now);
+            }
+            return Verdict::Exception;
+        }
+        if p.dst.is_multicast() {
+            if is_nd(p.icmp_type) {
+                let o = p.dst.octets();
+                // Solicited-node group ff02::1:ffXX:XXXX (RFC 4291 §2.7.1): only ours.
+                if o[..13] == [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff] {
+                    let low24 = u32::from_be_bytes([0, o[13], o[14], o[15]]);
+                    if !snap.is_our_solicited_node(low24) {
+                        return Verdict::Drop(DropReason::NotForUs);
+                    }
+                }
+                return Verdict::Exception;
+            }
+            return Verdict::Drop(DropReason::MulticastNotHandled);
+        }
+        Verdict::Drop(DropReason::NotForUs)
+    }
+
+    /// The forward path: client -> service, tunnelled to a member.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn forward<B: PacketBuf, X: ExtraTx<B>>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut B,
+        rx_port: u16,
+        p: &Parsed,
+        service_index: u16,
+        now: Tick,
+        extra: &mut X,
+    ) -> Verdict {
+        let Some(service) = snap.service(service_index) else {
+            return Verdict::Drop(DropReason::NoServiceMember);
+        };
+        let Some(out_port) = snap.port(service.port) else {
+            return Verdict::Drop(DropReason::NoServiceMember);
+        };
+        if p.src.is_unspecified() || p.src.is_loopback() || is_link_local(&p.src) {
+            return Verdict::Drop(DropReason::UnforwardableSource);
+        }
+        if snap.is_local(u128::from(p.src)) {
+            return Verdict::Drop(DropReason::TunnelLoop);
+        }
+        // RFC 2473 §3.1: entering the tunnel is forwarding, so the inner hop limit is
+        // decremented, and a packet that would reach 0 is discarded (RFC 8200 §3).
+        if p.hop_limit <= 1 {
+            return self.icmp_error(
+                snap,
+                pkt,
+                rx_port,
+                p,
+                now,
+                IcmpError::TimeExceeded,
+                DropReason::HopLimitExceeded,
+            );
+        }
+        // RFC 2473 §5.1 (b).
+        if let Some(tel) = p.chain.encap_limit {
+            if tel.limit == 0 {
+                return self.icmp_error(
+                    snap,
+                    pkt,
+                    rx_port,
+                    p,
+                    now,
+                    IcmpError::ParamProblem {
+                        pointer: (ipv6::HEADER_LEN + tel.offset) as u32,
+                    },
+                    DropReason::EncapLimitExceeded,
+                );
+            }
+        }
+        // A packet carrying its own limit always gets the option (§5.1 (c)).
+        let overhead = if p.chain.encap_limit.is_some() || snap.tunnel().encap_limit.is_some() {
+            tunnel::MAX_OVERHEAD
+        } else {
+            ipv6::HEADER_LEN
+        };
+        let link_mtu = usize::from(out_port.link_mtu);
+        let tunnel_mtu = link_mtu - overhead;
+        // RFC 2473 §7.1 (a); smaller packets are fragmented after encapsulation (§7.1 (b)).
+        if p.ip_len > tunnel_mtu && p.ip_len > ipv6::MIN_MTU {
+            return self.icmp_error(
+                snap,
+                pkt,
+                rx_port,
+                p,
+                now,
+                IcmpError::PacketTooBig {
+                    mtu: tunnel_mtu.max(ipv6::MIN_MTU) as u32,
+                },
+                DropReason::TooBig,
+            );
+        }
+
+        // Flow identity. Fragments carry no reliable ports, so every fragment of a datagram
+        // is keyed without them (as Maglev does, NSDI 2016 §3.3), which keeps them together.
+        let frame = pkt.data();
+        let src = p.src.octets();
+        let dst = p.dst.octets();
+        let quoted = if p.icmp_type.is_some_and(icmpv6::is_error) {
+            p.upper(frame)
+                .and_then(|icmp| flowhash::quoted_flow(icmp, &dst))
+        } else {
+            None
+        };
+        let (client, client_port, service_port, protocol) = match quoted {
+            // An ICMPv6 error about a member's packet goes to that member's flow.
+            Some(q) => q,
+            None if p.is_fragmented() => (src, 0, 0, 0),
+            None => {
+                let protocol = p.chain.upper_layer;
+                let (sport, dport) = ports_of(protocol, p.upper(frame));
+                (src, sport, dport, protocol)
+            }
+        };
+        let flow = FlowKey::five_tuple(client, client_port, dst, service_port, protocol);
+        let flow_hash = flowhash::hash(&flow);
+        // Mobility Header traffic (return routability) is pinned per (client, service)
+        // whatever the mode, so that all of a client's signalling meets one member.
+        let (key, key_hash) =
+            if service.affinity == AffinityMode::Client || p.chain.upper_layer == proto::MOBILITY {
+                let k = FlowKey::client_pair(client, dst);
+                (k, flowhash::hash(&k))
+            } else {
+                (flow, flow_hash)
+            };
+        let resolution = self.affinity.resolve(
+            &key,
+            key_hash,
+            now.secs(),
+            |m| service.member_state(m),
+            || service.pick(key_hash),
+        );
+        let member_ref = match resolution {
+            Resolution::Sticky(m) | Resolution::New(m) | Resolution::Repinned { member: m, .. } => {
+                m
+            }
+            Resolution::NoMember => return Verdict::Drop(DropReason::NoServiceMember),
+        };
+        let Some(member) = service.member_by_id(member_ref.id) else {
+            return Verdict::Drop(DropReason::NoServiceMember);
+        };
+        let Some(dst_mac) = member.mac.or(out_port.next_hop_mac) else {
+            return Verdict::Drop(DropReason::NoNeighbour);
+        };
+        if pkt.headroom() + p.eth_len < overhead + ethernet::HEADER_LEN {
+            return Verdict::Drop(DropReason::NoBufferRoom);
+        }
+
+        // Rewrite. Every check that can send an error is behind us.
+        let tunnel_spec = snap.tunnel();
+        let hop_at = p.eth_len + 7;
+        pkt.data_mut()[hop_at] = p.hop_limit - 1;
+        if pkt.adj(p.eth_len).is_err() {
+            return Verdict::Drop(DropReason::MalformedEthernet);
+        }
+        let params = TunnelParams {
+            src: tunnel_spec.address,
+            dst: member.care_of,
+            hop_limit: tunnel_spec.hop_limit,
+            traffic_class: tunnel_spec.traffic_class,
+            flow_label: flow_label(flow_hash),
+            encap_limit: tunnel_spec.encap_limit,
+        };
+        match tunnel::encapsulate(pkt, &params) {
+            Ok(EncapOutcome::Encapsulated { .. }) => {}
+            // The walk above found the same limit (both take the first one met, §5.1 (a)).
+            Ok(EncapOutcome::EncapLimitExceeded { .. }) => {
+                return Verdict::Drop(DropReason::EncapLimitExceeded)
+            }
+            Err(Error::NoRoom(_)) => return Verdict::Drop(DropReason::NoBufferRoom),
+            Err(_) => return Verdict::Drop(DropReason::MalformedIpv6),
+        }
+        let fragments = if pkt.len() > link_mtu {
+            if let Err(reason) =
+                self.fragment(pkt, link_mtu, dst_mac, out_port.mac, service.port, extra)
+            {
+                return Verdict::Drop(reason);
+            }
+            2
+        } else {
+            1
+        };
+        if let Err(reason) = push_ethernet(pkt, dst_mac, out_port.mac) {
+            return Verdict::Drop(reason);
+        }
+        Verdict::Forward {
+            port: service.port,
+            service: service_index,
+            member: member.id,
+            fragments,
+        }
+    }
+
+    /// RFC 2473 §7.1 (b): splits the tunnel packet in `pkt` (no Ethernet header yet) into
+    /// two fragments of at most `link_mtu` octets: `pkt` keeps the first, the second goes
+    /// to `extra` with its Ethernet header. The unfragmentable part is the outer IPv6
+    /// header alone: the tunnel's Destination Options header is for the exit point, the
+    /// final destination, so it travels in the fragmentable part (RFC 8200 §4.5). Inner
+    /// packets of at most 1280 octets over links of at least 1280 always fit in two.
+    fn fragment<B: PacketBuf, X: ExtraTx<B>>(
+        &mut self,
+        pkt: &mut B,
+        link_mtu: usize,
+        dst_mac: MacAddr,
+        src_mac: MacAddr,
+        port: u16,
+        extra: &mut X,
+    ) -> Result<(), DropReason> {
+        const FRAG: usize = FragmentRepr::HEADER_LEN;
+        let unfragmentable = ipv6::HEADER_LEN;
+        let fragmentable = pkt.len() - unfragmentable;
+        // Every fragment but the last carries a multiple of 8 octets (RFC 8200 §4.5).
+        let first_len = (link_mtu - unfragmentable - FRAG) & !7;
+        let rest = fragmentable.saturating_sub(first_len);
+        if rest == 0 || unfragmentable + FRAG + rest > link_mtu {
+            return Err(DropReason::TooBig);
+        }
+        if pkt.headroom() < FRAG + ethernet::HEADER_LEN {
+            return Err(DropReason::NoBufferRoom);
+        }
+        let Some(mut second) = extra.alloc() else {
+            return Err(DropReason::FragmentNoRoom);
+        };
+        let second_len = ethernet::HEADER_LEN + unfragmentable + FRAG + rest;
+        let stale = second.len();
+        if second.trim(stale).is_err() || second.append(second_len).is_err() {
+            return Err(DropReason::FragmentNoRoom);
+        }
+        self.fragment_seq = self.fragment_seq.wrapping_add(1);
+        // RFC 7739: unique per (source, destination) while fragments can live; 24 bits of
+        // sequence and the worker's id keep workers apart.
+        let identification = (self.fragment_seq << 8) | u32::from(self.id & 0xff);
+        let data = pkt.data();
+        let first_next_header = data[6];
+        let out = second.data_mut();
+        write_ethernet(out, dst_mac, src_mac);
+        let ip = &mut out[ethernet::HEADER_LEN..];
+        ip[..unfragmentable].copy_from_slice(&data[..unfragmentable]);
+        ip[unfragmentable + FRAG..].copy_from_slice(&data[unfragmentable + first_len..]);
+        let mut header = Ipv6Packet::new_unchecked(&mut ip[..unfragmentable]);
+        header.set_payload_len((FRAG + rest) as u16);
+        header.set_next_header(proto::FRAGMENT);
+        let second_header = FragmentRepr {
+            next_header: first_next_header,
+            offset: (first_len / 8) as u16,
+            more_fragments: false,
+            identification,
+        };
+        second_header
+            .emit(&mut Ipv6FragmentHeader::new_unchecked(
+                &mut ip[unfragmentable..unfragmentable + FRAG],
+            ))
+            .map_err(|_| DropReason::TooBig)?;
+
+        // First fragment: cut the tail, open a gap for the Fragment header after the
+        // fixed header.
+        pkt.trim(rest).map_err(|_| DropReason::NoBufferRoom)?;
+        pkt.prepend(FRAG).map_err(|_| DropReason::NoBufferRoom)?;
+        let d = pkt.data_mut();
+        d.copy_within(FRAG..FRAG + unfragmentable, 0);
+        let mut header = Ipv6Packet::new_unchecked(&mut d[..unfragmentable]);
+        header.set_payload_len((FRAG + first_len) as u16);
+        header.set_next_header(proto::FRAGMENT);
+        FragmentRepr {
+            more_fragments: true,
+            offset: 0,
+            ..second_header
+        }
+        .emit(&mut Ipv6FragmentHeader::new_unchecked(
+            &mut d[unfragmentable..unfragmentable + FRAG],
+        ))
+        .map_err(|_| DropReason::TooBig)?;
+
+        self.counters.add(Stat::Fragmented, 1);
+        self.counters.add(Stat::TxPackets, 1);
+        self.counters.add(Stat::TxBytes, second_len as u64);
+        extra.send_after(port, second);
+        Ok(())
+    }
+
+    /// The reverse path: a member's reply tunnelled to the tunnel address.
+    #[inline]
+    fn reverse<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut B,
+        p: &Parsed,
+        now: Tick,
+    ) -> Verdict {
+        let ip = p.ip(pkt.data());
+        let Some(inner_bytes) = ip.get(ipv6::HEADER_LEN + p.chain.upper_offset..) else {
+            return Verdict::Drop(DropReason::ReverseMalformedInner);
+        };
+        let Ok(inner) = Ipv6Packet::new_checked(inner_bytes) else {
+            return Verdict::Drop(DropReason::ReverseMalformedInner);
+        };
+        let inner_src = inner.src_addr();
+        // Anti-spoofing: only a registered member may speak for its service.
+        let Some((service_index, member_index)) =
+            snap.registered_pair(u128::from(p.src), u128::from(inner_src))
+        else {
+            return Verdict::Drop(DropReason::ReverseUnregistered);
+        };
+        let inner_dst = inner.dst_addr();
+        if inner_dst.is_multicast()
+            || inner_dst.is_unspecified()
+            || inner_dst.is_loopback()
+            || is_link_local(&inner_dst)
+        {
+            return Verdict::Drop(DropReason::ReverseBadDestination);
+        }
+        let inner_dst_bits = u128::from(inner_dst);
+        if snap.is_local(inner_dst_bits) || snap.service_by_address(inner_dst_bits).is_some() {
+            return Verdict::Drop(DropReason::TunnelLoop);
+        }
+        let Some(service) = snap.service(service_index) else {
+            return Verdict::Drop(DropReason::ReverseUnregistered);
+        };
+        let Some(member) = service.members.get(usize::from(member_index)) else {
+            return Verdict::Drop(DropReason::ReverseUnregistered);
+        };
+        let Some(out_port) = snap.port(service.port) else {
+            return Verdict::Drop(DropReason::ReverseUnregistered);
+        };
+        let inner_hop_limit = inner.hop_limit();
+        let inner_len = inner.total_len();
+        // Errors about the inner packet would go to its source, the service address: an
+        // anycast address, to which RFC 4443 §2.4(e.6) forbids sending them. The policy
+        // check still runs so that the suppression is counted.
+        let invoking = InvokingPacket {
+            src_addr: inner_src,
+            dst_addr: inner_dst,
+            link_multicast: false,
+            icmp_type: None,
+            src_known_anycast: true,
+        };
+        if inner_hop_limit <= 1 {
+            self.error_permitted(snap, &invoking, ErrorKind::TimeExceeded, now);
+            return Verdict::Drop(DropReason::HopLimitExceeded);
+        }
+        if inner_len > usize::from(out_port.link_mtu) {
+            self.error_permitted(snap, &invoking, ErrorKind::PacketTooBig, now);
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        let Some(dst_mac) = out_port.next_hop_mac else {
+            return Verdict::Drop(DropReason::NoNeighbour);
+        };
+        if pkt.adj(p.eth_len).is_err() {
+            return Verdict::Drop(DropReason::MalformedEthernet);
+        }
+        if tunnel::decapsulate(pkt).is_err() {
+            return Verdict::Drop(DropReason::ReverseMalformedInner);
+        }
+        // Checked above: the hop limit is at least 2.
+        if tunnel::decrement_hop_limit(pkt.data_mut()).is_err() {
+            return Verdict::Drop(DropReason::ReverseMalformedInner);
+        }
+        if let Err(reason) = push_ethernet(pkt, dst_mac, out_port.mac) {
+            return Verdict::Drop(reason);
+        }
+        Verdict::Reverse {
+            port: service.port,
+            service: service_index,
+            member: member.id,
+        }
+    }
+
+    /// RFC 4443 §2.4(e) then (f): may an error be sent now? Counts the refusals.
+    #[inline]
+    fn error_permitted(
+        &mut self,
+        snap: &Snapshot,
+        invoking: &InvokingPacket,
+        kind: ErrorKind,
+        now: Tick,
+    ) -> bool {
+        if !may_send_error(invoking, kind) {
+            self.counters.add(Stat::IcmpNotAllowed, 1);
+            return false;
+        }
+        let rate = snap.icmp_rate();
+        if self.icmp_bucket.params() != (rate.per_second, rate.burst) {
+            self.icmp_bucket.reconfigure(rate.per_second, rate.burst);
+        }
+        if !self.icmp_bucket.try_take(now.millis()) {
+            self.counters.add(Stat::IcmpRateLimited, 1);
+            return false;
+        }
+        true
+    }
+
+    /// Drops the packet for `reason` and, when RFC 4443 allows, replaces it in place with
+    /// the ICMPv6 error `error` about it, sent back out of `rx_port`.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut B,
+        rx_port: u16,
+        p: &Parsed,
+        now: Tick,
+        error: IcmpError,
+        reason: DropReason,
+    ) -> Verdict {
+        let Some(port) = snap.port(rx_port) else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
+        let invoking = InvokingPacket {
+            src_addr: p.src,
+            dst_addr: p.dst,
+            link_multicast: p.link_multicast,
+            icmp_type: p.icmp_type,
+            src_known_anycast: snap.service_by_address(u128::from(p.src)).is_some(),
+        };
+        // The headers go where the Ethernet header and headroom are.
+        if pkt.headroom() + p.eth_len < ICMP_ERROR_HEADERS {
+            return Verdict::Drop(DropReason::NoBufferRoom);
+        }
+        if !self.error_permitted(snap, &invoking, error.kind(), now) {
+            return Verdict::Drop(reason);
+        }
+        // RFC 4443 §2.4(c): as much of the invoking packet as fits in 1280 octets.
+        let quote_len = p.ip_len.min(icmpv6::invoking_budget(0));
+        let excess = pkt.len() - p.eth_len - quote_len;
+        if pkt.trim(excess).is_err()
+            || pkt.adj(p.eth_len).is_err()
+            || pkt.prepend(ICMP_ERROR_HEADERS).is_err()
+        {
+            return Verdict::Drop(DropReason::NoBufferRoom);
+        }
+        let tunnel_spec = snap.tunnel();
+        let out = pkt.data_mut();
+        write_ethernet(out, p.src_mac, port.mac);
+        let (ip, icmp) = out[ethernet::HEADER_LEN..].split_at_mut(ipv6::HEADER_LEN);
+        let header = Ipv6Repr {
+            src: tunnel_spec.address,
+            dst: p.src,
+            next_header: proto::ICMPV6,
+            payload_len: icmpv6::HEADER_LEN + quote_len,
+            hop_limit: tunnel_spec.hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        if header.emit(&mut Ipv6Packet::new_unchecked(ip)).is_err() {
+            return Verdict::Drop(reason);
+        }
+        let mut message = Icmpv6Packet::new_unchecked(icmp);
+        match error {
+            IcmpError::TimeExceeded => {
+                message.set_msg_type(Message::TimeExceeded);
+                message.set_msg_code(0);
+                message.set_pointer(0);
+            }
+            IcmpError::PacketTooBig { mtu } => {
+                message.set_msg_type(Message::PacketTooBig);
+                message.set_msg_code(0);
+                message.set_mtu(mtu);
+            }
+            IcmpError::ParamProblem { pointer } => {
+                message.set_msg_type(Message::ParamProblem);
+                message.set_msg_code(0);
+                message.set_pointer(pointer);
+            }
+        }
+        message.fill_checksum(&tunnel_spec.address, &p.src);
+        Verdict::IcmpError {
+            port: rx_port,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::affinity::MemberRef;
+    use crate::dataplane::snapshot::{
+        MemberSpec, MemberStatus, PortSpec, ServiceSpec, SnapshotSpec, TunnelSpec,
+    };
+    use anycast6_wire::icmpv6::{Icmpv6Repr, ParamProblemCode, TimeExceededCode};
+    use anycast6_wire::tunnel::TrafficClass;
+    use anycast6_wire::VecBuf;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
+    const ONLINK_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x33]);
+    const TUNNEL: &str = "2001:db8:ff::1";
+    const SERVICE: &str = "2001:db8:100::1";
+    const FLOW_SERVICE: &str = "2001:db8:100::2";
+    const EMPTY_SERVICE: &str = "2001:db8:100::3";
+    const ONLINK_SERVICE: &str = "2001:db8:100::4";
+    const CLIENT: &str = "2001:db8:c::1";
+    const M1: &str = "2001:db8:2::10";
+    const M2: &str = "2001:db8:2::11";
+    const M3: &str = "2001:db8:2::12";
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn member(id: u32, care_of: &str, status: MemberStatus) -> MemberSpec {
+        MemberSpec {
+            id,
+            epoch: 1,
+            care_of: a(care_of),
+            weight: 1,
+            status,
+            mac: None,
+        }
+    }
+
+    fn service(address: &str, affinity: AffinityMode, members: Vec<MemberSpec>) -> ServiceSpec {
+        ServiceSpec {
+            address: a(address),
+            affinity,
+            port: 0,
+            maglev_size: 1021,
+            members,
+        }
+    }
+
+    fn spec() -> SnapshotSpec {
+        let both = || {
+            vec![
+                member(1, M1, MemberStatus::Active),
+                member(2, M2, MemberStatus::Active),
+            ]
+        };
+        let mut onlink = member(9, "2001:db8:2::99", MemberStatus::Active);
+        onlink.mac = Some(ONLINK_MAC);
+        SnapshotSpec {
+            tunnel: TunnelSpec {
+                address: a(TUNNEL),
+                hop_limit: 64,
+                traffic_class: TrafficClass::CopyInner,
+                encap_limit: None,
+            },
+            local_addresses: vec![a("fe80::1")],
+            ports: vec![PortSpec {
+                mac: PORT_MAC,
+                link_mtu: 1500,
+                next_hop_mac: Some(ROUTER_MAC),
+            }],
+            services: vec![
+                service(SERVICE, AffinityMode::Client, both()),
+                service(FLOW_SERVICE, AffinityMode::Flow, both()),
+                service(EMPTY_SERVICE, AffinityMode::Client, vec![]),
+                service(ONLINK_SERVICE, AffinityMode::Client, vec![onlink]),
+            ],
+            icmp_rate: IcmpRateSpec::default(),
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot::build(&spec()).unwrap()
+    }
+
+    fn snap_with(f: impl FnOnce(&mut SnapshotSpec)) -> Snapshot {
+        let mut s = spec();
+        f(&mut s);
+        Snapshot::build(&s).unwrap()
+    }
+
+    fn worker() -> Worker {
+        Worker::new(
+            WorkerConfig {
+                id: 1,
+                affinity_capacity: 4096,
+                affinity_idle_timeout: 300,
+                icmp_rate: IcmpRateSpec::default(),
+            },
+            Tick::from_secs(0),
+        )
+        .unwrap()
+    }
+
+    /// Hands out `allocs` buffers and keeps what is sent.
+    struct Tx {
+        allocs: usize,
+        sent: Vec<(u16, VecBuf)>,
+    }
+
+    impl Tx {
+        fn new(allocs: usize) -> Tx {
+            Tx {
+                allocs,
+                sent: Vec::new(),
+            }
+        }
+    }
+
+    impl ExtraTx<VecBuf> for Tx {
+        fn alloc(&mut self) -> Option<VecBuf> {
+            if self.allocs == 0 {
+                return None;
+            }
+            self.allocs -= 1;
+            Some(VecBuf::with_room(128, 2048))
+        }
+        fn send_after(&mut self, port: u16, buf: VecBuf) {
+            self.sent.push((port, buf));
+        }
+    }
+
+    /// An IPv6 packet with Traffic Class 0x2e and Flow Label 0xabcde.
+    fn ip6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, hop: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x62, 0xea, 0xbc, 0xde];
+        p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[nh, hop]);
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn tcp(sport: u16, dport: u16, data_len: usize) -> Vec<u8> {
+        let mut t = Vec::with_capacity(20 + data_len);
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        t.extend((0..data_len).map(|i| i as u8));
+        t
+    }
+
+    /// A TCP packet from CLIENT of exactly `ip_len` octets.
+    fn client_tcp(dst: &str, sport: u16, hop: u8, ip_len: usize) -> Vec<u8> {
+        ip6(
+            a(CLIENT),
+            a(dst),
+            proto::TCP,
+            hop,
+            &tcp(sport, 80, ip_len - 60),
+        )
+    }
+
+    fn eth(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = dst.0.to_vec();
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn frame(ip: &[u8]) -> Vec<u8> {
+        eth(PORT_MAC, ROUTER_MAC, 0x86dd, ip)
+    }
+
+    fn now() -> Tick {
+        Tick::from_secs(10)
+    }
+
+    fn run(w: &mut Worker, s: &Snapshot, bytes: &[u8]) -> (Verdict, Vec<u8>) {
+        let mut buf = VecBuf::from_slice(bytes);
+        let v = w.process(s, &mut buf, 0, now(), &mut Tx::new(1));
+        assert!(w.counters().is_consistent());
+        (v, buf.into_vec())
+    }
+
+    /// Checks a forward-path output frame against the inner packet it carries and returns
+    /// the outer Flow Label.
+    fn check_tunnel(
+        out: &[u8],
+        care_of: &str,
+        eth_dst: MacAddr,
+        inner: &[u8],
+        tel: Option<u8>,
+    ) -> u32 {
+        assert_eq!(&out[0..6], &eth_dst.0);
+        assert_eq!(&out[6..12], &PORT_MAC.0);
+        assert_eq!(&out[12..14], &[0x86, 0xdd]);
+        let outer = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(outer.src_addr(), a(TUNNEL));
+        assert_eq!(outer.dst_addr(), a(care_of));
+        assert_eq!(outer.hop_limit(), 64);
+        assert_eq!(outer.traffic_class(), 0x2e, "copied from the inner packet");
+        assert_ne!(outer.flow_label(), 0);
+        let tel_len = match tel {
+            None => {
+                assert_eq!(outer.next_header(), proto::IPV6);
+                0
+            }
+            Some(limit) => {
+                assert_eq!(outer.next_header(), proto::DEST_OPTS);
+                assert_eq!(&out[54..62], &[41, 0, 4, 1, limit, 1, 1, 0]);
+                8
+            }
+        };
+        assert_eq!(usize::from(outer.payload_len()), tel_len + inner.len());
+        let mut expected = inner.to_vec();
+        expected[7] -= 1;
+        assert_eq!(
+            &out[54 + tel_len..],
+            &expected[..],
+            "inner intact but hop limit"
+        );
+        outer.flow_label()
+    }
+
+    /// Parses an ICMPv6 error frame (checksum verified) sent back towards CLIENT.
+    fn icmp_of(out: &[u8]) -> Icmpv6Repr<'_> {
+        assert_eq!(&out[0..6], &ROUTER_MAC.0, "back to the previous hop");
+        assert_eq!(&out[6..12], &PORT_MAC.0);
+        let ip = Ipv6Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(ip.src_addr(), a(TUNNEL));
+        assert_eq!(ip.next_header(), proto::ICMPV6);
+        assert!(out.len() - 14 <= 1280, "RFC 4443 §2.4(c)");
+        assert_eq!(ip.total_len(), out.len() - 14);
+        let dst = ip.dst_addr();
+        let packet = Icmpv6Packet::new_checked(&out[54..]).unwrap();
+        Icmpv6Repr::parse(&packet, &a(TUNNEL), &dst).unwrap()
+    }
+
+    fn tel_packet(limit: u8) -> Vec<u8> {
+        let mut payload = vec![proto::TCP, 0, 4, 1, limit, 1, 1, 0];
+        payload.extend_from_slice(&tcp(1234, 80, 10));
+        ip6(a(CLIENT), a(SERVICE), proto::DEST_OPTS, 64, &payload)
+    }
+
+    fn reply(from: &str, inner_src: &str, inner_dst: &str, hop: u8) -> (Vec<u8>, Vec<u8>) {
+        let inner = ip6(
+            a(inner_src),
+            a(inner_dst),
+            proto::TCP,
+            hop,
+            &tcp(80, 1234, 30),
+        );
+        (ip6(a(from), a(TUNNEL), proto::IPV6, 60, &inner), inner)
+    }
+
+    struct Case {
+        reason: DropReason,
+        snap: Snapshot,
+        buf: VecBuf,
+        port: u16,
+        allocs: usize,
+    }
+
+    #[test]
+    fn every_drop_reason_is_reachable() {
+        let s = snap;
+        let case = |reason, bytes: Vec<u8>| Case {
+            reason,
+            snap: s(),
+            buf: VecBuf::from_slice(&bytes),
+            port: 0,
+            allocs: 1,
+        };
+        let good = || frame(&client_tcp(SERVICE, 1234, 64, 100));
+        let mut vlan = eth(PORT_MAC, ROUTER_MAC, 0x8100, &[0, 5, 0x86, 0xdd]);
+        vlan.extend_from_slice(&client_tcp(SERVICE, 1, 64, 80));
+        let mut fragmented_tunnel = vec![41, 0, 0, 1, 0, 0, 0, 7];
+        fragmented_tunnel.extend_from_slice(&client_tcp(SERVICE, 1, 64, 80));
+        let cases = vec![
+            case(DropReason::MalformedEthernet, vec![0; 10]),
+            case(DropReason::VlanTagged, vlan),
+            case(
+                DropReason::NotIpv6,
+                eth(PORT_MAC, ROUTER_MAC, 0x0800, &[0x45; 40]),
+            ),
+            case(
+                DropReason::ForeignMac,
+                eth(
+                    MacAddr([2, 0, 0, 0, 0, 0x99]),
+                    ROUTER_MAC,
+                    0x86dd,
+                    &client_tcp(SERVICE, 1, 64, 80),
+                ),
+            ),
+            Case {
+                port: 7,
+                ..case(DropReason::UnknownPort, good())
+            },
+            case(
+                DropReason::MalformedIpv6,
+                frame(&client_tcp(SERVICE, 1, 64, 80)[..50]),
+            ),
+            case(
+                DropReason::MulticastSource,
+                frame(&ip6(
+                    a("ff02::1"),
+                    a(SERVICE),
+                    proto::TCP,
+                    64,
+                    &tcp(1, 80, 0),
+                )),
+            ),
+            case(
+                DropReason::BadExtHeaders,
+                frame(&ip6(
+                    a(CLIENT),
+                    a(SERVICE),
+                    proto::HOP_BY_HOP,
+                    64,
+                    &[6, 1, 0, 0, 0, 0, 0, 0],
+                )),
+            ),
+            case(
+                DropReason::NotForUs,
+                frame(&client_tcp("2001:db8:999::1", 1, 64, 80)),
+            ),
+            case(
+                DropReason::MulticastNotHandled,
+                eth(
+                    MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+                    ROUTER_MAC,
+                    0x86dd,
+                    &ip6(a(CLIENT), a("ff05::1"), proto::UDP, 64, &[0; 8]),
+                ),
+            ),
+            case(
+                DropReason::UnforwardableSource,
+                frame(&ip6(
+                    a("fe80::5"),
+                    a(SERVICE),
+                    proto::TCP,
+                    64,
+                    &tcp(1, 80, 0),
+                )),
+            ),
+            case(
+                DropReason::TunnelLoop,
+                frame(&ip6(a(TUNNEL), a(SERVICE), proto::TCP, 64, &tcp(1, 80, 0))),
+            ),
+            case(
+                DropReason::HopLimitExceeded,
+                frame(&client_tcp(SERVICE, 1, 1, 80)),
+            ),
+            case(DropReason::EncapLimitExceeded, frame(&tel_packet(0))),
+            case(DropReason::TooBig, frame(&client_tcp(SERVICE, 1, 64, 1500))),
+            case(
+                DropReason::NoServiceMember,
+                frame(&client_tcp(EMPTY_SERVICE, 1, 64, 80)),
+            ),
+            Case {
+                snap: snap_with(|sp| sp.ports[0].next_hop_mac = None),
+                ..case(DropReason::NoNeighbour, good())
+            },
+            Case {
+                buf: VecBuf::from_slice_with_room(&good(), 0, 0),
+                ..case(DropReason::NoBufferRoom, good())
+            },
+            Case {
+                snap: snap_with(|sp| sp.ports[0].link_mtu = 1300),
+                allocs: 0,
+                ..case(
+                    DropReason::FragmentNoRoom,
+                    frame(&client_tcp(SERVICE, 1, 64, 1280)),
+                )
+            },
+            case(
+                DropReason::TunnelFragment,
+                frame(&ip6(
+                    a(M1),
+                    a(TUNNEL),
+                    proto::FRAGMENT,
+                    64,
+                    &fragmented_tunnel,
+                )),
+            ),
+            case(
+                DropReason::ReverseUnregistered,
+                frame(&reply("2001:db8:2::77", SERVICE, CLIENT, 64).0),
+            ),
+            case(
+                DropReason::ReverseMalformedInner,
+                frame(&ip6(a(M1), a(TUNNEL), proto::IPV6, 64, &[0x60; 20])),
+            ),
+            case(
+                DropReason::ReverseBadDestination,
+                frame(&reply(M1, SERVICE, "ff02::1", 64).0),
+            ),
+        ];
+        let mut reached = HashSet::new();
+        for mut c in cases {
+            let mut w = worker();
+            let v = w.process(&c.snap, &mut c.buf, c.port, now(), &mut Tx::new(c.allocs));
+            assert_eq!(v.reason(), Some(c.reason), "{v:?}");
+            assert_eq!(w.counters().drops(c.reason), 1);
+            assert!(w.counters().is_consistent());
+            reached.insert(c.reason);
+        }
+        for r in DropReason::ALL {
+            assert!(reached.contains(r), "no test packet reaches {}", r.name());
+        }
+    }
+
+    #[test]
+    fn forward_path_byte_exact() {
+        let s = snap();
+        let mut w = worker();
+        let inner = client_tcp(SERVICE, 40000, 64, 200);
+        let (v, out) = run(&mut w, &s, &frame(&inner));
+        let Verdict::Forward {
+            port: 0,
+            service: 0,
+            member,
+            fragments: 1,
+        } = v
+        else {
+            panic!("{v:?}")
+        };
+        let care_of = if member == 1 { M1 } else { M2 };
+        let label = check_tunnel(&out, care_of, ROUTER_MAC, &inner, None);
+        // Stable per flow.
+        let (_, again) = run(&mut w, &s, &frame(&inner));
+        assert_eq!(
+            check_tunnel(&again, care_of, ROUTER_MAC, &inner, None),
+            label
+        );
+        // Other flows of the same client: same member (client affinity), other labels.
+        let labels: HashSet<u32> = (1..20u16)
+            .map(|p| {
+                let other = client_tcp(SERVICE, 40000 + p, 64, 200);
+                let (v, out) = run(&mut w, &s, &frame(&other));
+                assert!(matches!(v, Verdict::Forward { member: m, .. } if m == member));
+                check_tunnel(&out, care_of, ROUTER_MAC, &other, None)
+            })
+            .collect();
+        assert!(labels.len() > 15 && !labels.contains(&label));
+        let c = w.counters();
+        assert_eq!(c.get(Stat::Forwarded), 21);
+        assert_eq!(c.get(Stat::TxPackets), 21);
+
+        // With a configured Tunnel Encapsulation Limit.
+        let s = snap_with(|sp| sp.tunnel.encap_limit = Some(4));
+        let (v, out) = run(&mut worker(), &s, &frame(&inner));
+        assert!(matches!(v, Verdict::Forward { .. }));
+        check_tunnel(&out, care_of, ROUTER_MAC, &inner, Some(4));
+        // A client packet with its own limit 3 gets 2 (RFC 2473 §5.1 (c)), even without
+        // a configured one.
+        let own = tel_packet(3);
+        let (v, out) = run(&mut worker(), &snap(), &frame(&own));
+        let Verdict::Forward { member, .. } = v else {
+            panic!("{v:?}")
+        };
+        check_tunnel(
+            &out,
+            if member == 1 { M1 } else { M2 },
+            ROUTER_MAC,
+            &own,
+            Some(2),
+        );
+        // An on-link member gets its own MAC.
+        let onlink = client_tcp(ONLINK_SERVICE, 1, 64, 100);
+        let (v, out) = run(&mut worker(), &snap(), &frame(&onlink));
+        assert!(matches!(
+            v,
+            Verdict::Forward {
+                service: 3,
+                member: 9,
+                ..
+            }
+        ));
+        check_tunnel(&out, "2001:db8:2::99", ONLINK_MAC, &onlink, None);
+        // Ethernet padding after the IPv6 packet is not carried.
+        let mut padded = frame(&client_tcp(SERVICE, 40000, 64, 61));
+        padded.extend_from_slice(&[0xee; 5]);
+        let (_, out) = run(&mut worker(), &snap(), &padded);
+        assert_eq!(out.len(), 14 + 40 + 61);
+    }
+
+    #[test]
+    fn reverse_path() {
+        let s = snap();
+        let mut w = worker();
+        let (outer, inner) = reply(M2, SERVICE, CLIENT, 64);
+        let (v, out) = run(&mut w, &s, &frame(&outer));
+        assert_eq!(
+            v,
+            Verdict::Reverse {
+                port: 0,
+                service: 0,
+                member: 2
+            }
+        );
+        assert_eq!(&out[..14], &eth(ROUTER_MAC, PORT_MAC, 0x86dd, &[])[..]);
+        let mut expected = inner.clone();
+        expected[7] = 63;
+        assert_eq!(&out[14..], &expected[..]);
+        // With a Tunnel Encapsulation Limit in the tunnel header.
+        let mut with_tel = vec![41, 0, 4, 1, 3, 1, 1, 0];
+        with_tel.extend_from_slice(&inner);
+        let (v, out) = run(
+            &mut w,
+            &s,
+            &frame(&ip6(a(M1), a(TUNNEL), proto::DEST_OPTS, 60, &with_tel)),
+        );
+        assert_eq!(
+            v,
+            Verdict::Reverse {
+                port: 0,
+                service: 0,
+                member: 1
+            }
+        );
+        assert_eq!(&out[14..], &expected[..]);
+        // M1 is registered for FLOW_SERVICE too.
+        let (v, _) = run(&mut w, &s, &frame(&reply(M1, FLOW_SERVICE, CLIENT, 64).0));
+        assert_eq!(
+            v,
+            Verdict::Reverse {
+                port: 0,
+                service: 1,
+                member: 1
+            }
+        );
+        // Anti-spoofing: a registered care-of speaking for a service it does not serve, an
+        // unknown care-of, a member speaking from a non-service address.
+        for (from, src) in [
+            (M1, ONLINK_SERVICE),
+            ("2001:db8:2::77", SERVICE),
+            (M1, "2001:db8:100::9"),
+        ] {
+            let (v, _) = run(&mut w, &s, &frame(&reply(from, src, CLIENT, 64).0));
+            assert_eq!(v, Verdict::Drop(DropReason::ReverseUnregistered));
+        }
+        // A reply aimed back at a service loops.
+        let (v, _) = run(&mut w, &s, &frame(&reply(M1, SERVICE, FLOW_SERVICE, 64).0));
+        assert_eq!(v, Verdict::Drop(DropReason::TunnelLoop));
+        // Hop limit 1: dropped, no error to the anycast source.
+        let (v, _) = run(&mut w, &s, &frame(&reply(M1, SERVICE, CLIENT, 1).0));
+        assert_eq!(v, Verdict::Drop(DropReason::HopLimitExceeded));
+        assert_eq!(w.counters().get(Stat::IcmpNotAllowed), 1);
+        assert_eq!(w.counters().get(Stat::Reversed), 3);
+    }
+
+    #[test]
+    fn exception_classification() {
+        let s = snap();
+        let mut w = worker();
+        let ns = |target: &str, dst: &str| {
+            let mut body = vec![135, 0, 0, 0, 0, 0, 0, 0];
+            body.extend_from_slice(&a(target).octets());
+            ip6(a("fe80::2"), a(dst), proto::ICMPV6, 255, &body)
+        };
+        let echo = |dst: &str| {
+            ip6(
+                a(CLIENT),
+                a(dst),
+                proto::ICMPV6,
+                64,
+                &[128, 0, 0, 0, 0, 1, 0, 1],
+            )
+        };
+        let mh = |dst: &str, mh_type: u8| {
+            ip6(
+                a(CLIENT),
+                a(dst),
+                proto::MOBILITY,
+                64,
+                &[59, 1, mh_type, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8],
+            )
+        };
+        let multicast = |group: &str, ip: &[u8]| {
+            eth(
+                MacAddr::from_ipv6_multicast(&a(group)),
+                ROUTER_MAC,
+                0x86dd,
+                ip,
+            )
+        };
+        let exceptions = [
+            multicast("ff02::1:ff00:1", &ns(TUNNEL, "ff02::1:ff00:1")),
+            multicast("ff02::1:ff00:1", &ns("fe80::1", "ff02::1:ff00:1")),
+            frame(&ns(TUNNEL, TUNNEL)),
+            frame(&ns(SERVICE, SERVICE)),
+            multicast(
+                "ff02::1",
+                &ip6(a("fe80::2"), a("ff02::1"), proto::ICMPV6, 255, &[134; 16]),
+            ),
+            frame(&echo(TUNNEL)),
+            frame(&echo("fe80::1")),
+            frame(&mh(TUNNEL, 5)),
+            frame(&mh(TUNNEL, 1)),
+            frame(&ip6(a(M1), a(TUNNEL), proto::UDP, 64, &[0; 8])),
+        ];
+        for f in &exceptions {
+            let (v, out) = run(&mut w, &s, f);
+            assert_eq!(v, Verdict::Exception, "{f:02x?}");
+            assert_eq!(&out, f, "exceptions leave the frame untouched");
+        }
+        // Somebody else's solicited-node group.
+        let other = multicast("ff02::1:ff00:77", &ns("2001:db8::77", "ff02::1:ff00:77"));
+        assert_eq!(
+            run(&mut w, &s, &other).0,
+            Verdict::Drop(DropReason::NotForUs)
+        );
+        // Echo and Mobility Header (a HoT) to a service address are the members' business.
+        assert!(matches!(
+            run(&mut w, &s, &frame(&echo(SERVICE))).0,
+            Verdict::Forward { .. }
+        ));
+        let hot = mh(SERVICE, 3);
+        let (v, out) = run(&mut w, &s, &frame(&hot));
+        let Verdict::Forward { member, .. } = v else {
+            panic!("{v:?}")
+        };
+        check_tunnel(
+            &out,
+            if member == 1 { M1 } else { M2 },
+            ROUTER_MAC,
+            &hot,
+            None,
+        );
+        assert_eq!(w.counters().get(Stat::Exceptions), exceptions.len() as u64);
+    }
+
+    #[test]
+    fn time_exceeded_and_rate_limit() {
+        let s = snap();
+        let mut w = worker();
+        let expired = client_tcp(SERVICE, 1234, 1, 300);
+        let send = |w: &mut Worker, at: Tick| {
+            let mut buf = VecBuf::from_slice(&frame(&expired));
+            let v = w.process(&s, &mut buf, 0, at, &mut Tx::new(0));
+            (v, buf.into_vec())
+        };
+        for _ in 0..10 {
+            let (v, out) = send(&mut w, now());
+            assert_eq!(
+                v,
+                Verdict::IcmpError {
+                    port: 0,
+                    reason: DropReason::HopLimitExceeded
+                }
+            );
+            assert_eq!(
+                icmp_of(&out),
+                Icmpv6Repr::TimeExceeded {
+                    code: TimeExceededCode::HopLimitExceeded,
+                    invoking: &expired[..]
+                }
+            );
+            assert_eq!(&out[38..54], &a(CLIENT).octets());
+        }
+        let (v, _) = send(&mut w, now());
+        assert_eq!(v, Verdict::Drop(DropReason::HopLimitExceeded));
+        assert_eq!(w.counters().get(Stat::IcmpRateLimited), 1);
+        // 10/s: a token after 100 ms.
+        let later = Tick::from_millis(now().millis() + 100);
+        assert!(matches!(send(&mut w, later).0, Verdict::IcmpError { .. }));
+        assert!(matches!(send(&mut w, later).0, Verdict::Drop(_)));
+        let c = w.counters();
+        assert_eq!(c.get(Stat::IcmpSent), 11);
+        assert_eq!(c.get(Stat::IcmpRateLimited), 2);
+        assert_eq!(c.drops(DropReason::HopLimitExceeded), 13);
+        assert!(c.is_consistent());
+    }
+
+    #[test]
+    fn packet_too_big() {
+        for (encap_limit, mtu) in [(None, 1460), (Some(4), 1452)] {
+            let s = snap_with(|sp| sp.tunnel.encap_limit = encap_limit);
+            let big = client_tcp(SERVICE, 1234, 64, 1500);
+            let (v, out) = run(&mut worker(), &s, &frame(&big));
+            assert_eq!(
+                v,
+                Verdict::IcmpError {
+                    port: 0,
+                    reason: DropReason::TooBig
+                }
+            );
+            assert_eq!(out.len(), 14 + 1280);
+            assert_eq!(
+                icmp_of(&out),
+                Icmpv6Repr::PacketTooBig {
+                    mtu,
+                    invoking: &big[..1280 - 48]
+                }
+            );
+            // Exactly the tunnel MTU passes.
+            let fits = client_tcp(SERVICE, 1234, 64, mtu as usize);
+            let (v, out) = run(&mut worker(), &s, &frame(&fits));
+            assert!(matches!(v, Verdict::Forward { fragments: 1, .. }), "{v:?}");
+            assert_eq!(out.len(), 14 + 1500);
+        }
+        // Over a small link, the advertised MTU is never below 1280.
+        let s = snap_with(|sp| sp.ports[0].link_mtu = 1300);
+        let big = client_tcp(SERVICE, 1234, 64, 1281);
+        let (_, out) = run(&mut worker(), &s, &frame(&big));
+        assert!(matches!(
+            icmp_of(&out),
+            Icmpv6Repr::PacketTooBig { mtu: 1280, .. }
+        ));
+    }
+
+    /// Reassembles fragment frames into the IPv6 packet they came from.
+    fn reassemble(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut ident = None;
+        let mut data = Vec::new();
+        let mut first_header = None;
+        for (i, f) in frames.iter().enumerate() {
+            let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
+            assert_eq!(ip.next_header(), proto::FRAGMENT);
+            assert_eq!(ip.total_len(), f.len() - 14);
+            let header =
+                FragmentRepr::parse(&Ipv6FragmentHeader::new_checked(&f[54..62]).unwrap()).unwrap();
+            assert_eq!(
+                *ident.get_or_insert(header.identification),
+                header.identification
+            );
+            assert_eq!(header.byte_offset(), data.len());
+            assert_eq!(header.more_fragments, i + 1 < frames.len());
+            if header.more_fragments {
+                assert_eq!((f.len() - 62) % 8, 0);
+            }
+            first_header.get_or_insert((f[14..54].to_vec(), header.next_header));
+            data.extend_from_slice(&f[62..]);
+        }
+        let (mut packet, next_header) = first_header.unwrap();
+        packet[4..6].copy_from_slice(&(data.len() as u16).to_be_bytes());
+        packet[6] = next_header;
+        packet.extend_from_slice(&data);
+        packet
+    }
+
+    #[test]
+    fn outer_fragmentation() {
+        for encap_limit in [None, Some(4)] {
+            let s = snap_with(|sp| {
+                sp.ports[0].link_mtu = 1300;
+                sp.tunnel.encap_limit = encap_limit;
+            });
+            let mut w = worker();
+            let inner = client_tcp(SERVICE, 1234, 64, 1280);
+            let mut buf = VecBuf::from_slice(&frame(&inner));
+            let mut tx = Tx::new(1);
+            let v = w.process(&s, &mut buf, 0, now(), &mut tx);
+            let Verdict::Forward {
+                port: 0,
+                member,
+                fragments: 2,
+                ..
+            } = v
+            else {
+                panic!("{v:?}")
+            };
+            assert_eq!(tx.sent.len(), 1);
+            let first = buf.into_vec();
+            let second = tx.sent.pop().unwrap().1.into_vec();
+            for f in [&first, &second] {
+                assert!(f.len() - 14 <= 1300);
+                assert_eq!(&f[..14], &eth(ROUTER_MAC, PORT_MAC, 0x86dd, &[])[..]);
+            }
+            let whole = reassemble(&[first, second]);
+            // The same tunnel packet, unfragmented.
+            let outer = Ipv6Packet::new_checked(&whole[..]).unwrap();
+            let care_of = if member == 1 { M1 } else { M2 };
+            let mut hop_decremented = inner.clone();
+            hop_decremented[7] -= 1;
+            let mut expected = VecBuf::from_slice(&hop_decremented);
+            let _ = tunnel::encapsulate(
+                &mut expected,
+                &TunnelParams {
+                    src: a(TUNNEL),
+                    dst: a(care_of),
+                    hop_limit: 64,
+                    traffic_class: TrafficClass::CopyInner,
+                    flow_label: outer.flow_label(),
+                    encap_limit,
+                },
+            )
+            .unwrap();
+            assert_eq!(whole, expected.into_vec());
+            let c = w.counters();
+            assert_eq!((c.get(Stat::Fragmented), c.get(Stat::TxPackets)), (1, 2));
+        }
+    }
+
+    #[test]
+    fn encap_limit_zero_gets_parameter_problem() {
+        let bad = tel_packet(0);
+        let (v, out) = run(&mut worker(), &snap(), &frame(&bad));
+        assert_eq!(
+            v,
+            Verdict::IcmpError {
+                port: 0,
+                reason: DropReason::EncapLimitExceeded
+            }
+        );
+        assert_eq!(
+            icmp_of(&out),
+            Icmpv6Repr::ParamProblem {
+                code: ParamProblemCode::ErroneousHeaderField,
+                pointer: 44,
+                invoking: &bad[..]
+            }
+        );
+        assert_eq!(bad[44], 0);
+    }
+
+    #[test]
+    fn no_icmp_error_about_anycast_multicast_or_errors() {
+        let s = snap();
+        let mut w = worker();
+        // From an anycast (service) address.
+        let from_anycast = ip6(a(SERVICE), a(FLOW_SERVICE), proto::TCP, 1, &tcp(1, 80, 10));
+        // To a link-layer multicast address (RFC 4443 §2.4(e.3)).
+        let link_multicast = eth(
+            MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+            ROUTER_MAC,
+            0x86dd,
+            &client_tcp(SERVICE, 1, 1, 80),
+        );
+        // About an ICMPv6 error.
+        let about_error = ip6(
+            a(CLIENT),
+            a(SERVICE),
+            proto::ICMPV6,
+            1,
+            &[1, 0, 0, 0, 0, 0, 0, 0],
+        );
+        for f in [frame(&from_anycast), link_multicast, frame(&about_error)] {
+            let (v, _) = run(&mut w, &s, &f);
+            assert_eq!(v, Verdict::Drop(DropReason::HopLimitExceeded));
+        }
+        // From a multicast or unspecified source: dropped before any error is considered.
+        let (v, _) = run(
+            &mut w,
+            &s,
+            &frame(&ip6(
+                a("ff0e::1"),
+                a(SERVICE),
+                proto::TCP,
+                1,
+                &tcp(1, 80, 0),
+            )),
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::MulticastSource));
+        let (v, _) = run(
+            &mut w,
+            &s,
+            &frame(&ip6(a("::"), a(SERVICE), proto::TCP, 1, &tcp(1, 80, 0))),
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::UnforwardableSource));
+        let c = w.counters();
+        assert_eq!((c.get(Stat::IcmpSent), c.get(Stat::IcmpNotAllowed)), (0, 3));
+        assert_eq!(c.get(Stat::IcmpRateLimited), 0);
+    }
+
+    fn client(n: u32) -> Ipv6Addr {
+        let mut o = a("2001:db8:c::").octets();
+        o[12..].copy_from_slice(&n.to_be_bytes());
+        o.into()
+    }
+
+    fn member_of(w: &mut Worker, s: &Snapshot, n: u32, dst: &str) -> Option<u32> {
+        let pkt = ip6(client(n), a(dst), proto::TCP, 64, &tcp(1000, 80, 0));
+        match run(w, s, &frame(&pkt)).0 {
+            Verdict::Forward { member, .. } => Some(member),
+            Verdict::Drop(DropReason::NoServiceMember) => None,
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn affinity_across_snapshot_changes() {
+        let clients = 0..300u32;
+        let base = snap();
+        let mut w = worker();
+        let before: HashMap<u32, u32> = clients
+            .clone()
+            .map(|n| (n, member_of(&mut w, &base, n, SERVICE).unwrap()))
+            .collect();
+        assert!(before.values().any(|&m| m == 1) && before.values().any(|&m| m == 2));
+
+        // A new member: established clients stay, although Maglev alone moves some.
+        let added = snap_with(|sp| {
+            sp.services[0]
+                .members
+                .push(member(3, M3, MemberStatus::Active))
+        });
+        let mut fresh = worker();
+        let moved = clients
+            .clone()
+            .filter(|&n| member_of(&mut fresh, &added, n, SERVICE) != Some(before[&n]))
+            .count();
+        assert!(moved > 30, "Maglev alone moves about a third ({moved})");
+        for n in clients.clone() {
+            assert_eq!(member_of(&mut w, &added, n, SERVICE), Some(before[&n]));
+        }
+        // New clients do reach the new member.
+        assert!((1000..1300).any(|n| member_of(&mut w, &added, n, SERVICE) == Some(3)));
+
+        // Member 1 down: its clients are re-picked, the others stay.
+        let down = snap_with(|sp| {
+            sp.services[0]
+                .members
+                .push(member(3, M3, MemberStatus::Active));
+            sp.services[0].members[0].status = MemberStatus::Down;
+        });
+        for n in clients.clone() {
+            let now_on = member_of(&mut w, &down, n, SERVICE).unwrap();
+            if before[&n] == 1 {
+                assert_ne!(now_on, 1);
+            } else {
+                assert_eq!(now_on, before[&n]);
+            }
+        }
+
+        // Member 2 draining: keeps its clients, takes no new ones.
+        let draining = snap_with(|sp| sp.services[0].members[1].status = MemberStatus::Draining);
+        let mut w = worker();
+        for n in clients.clone() {
+            assert_eq!(member_of(&mut w, &base, n, SERVICE), Some(before[&n]));
+        }
+        for n in clients.clone() {
+            assert_eq!(member_of(&mut w, &draining, n, SERVICE), Some(before[&n]));
+        }
+        for n in 2000..2300 {
+            assert_eq!(member_of(&mut w, &draining, n, SERVICE), Some(1));
+        }
+        // A member re-registered with a new epoch does not inherit old pins.
+        let reborn = snap_with(|sp| {
+            sp.services[0].members[1].epoch = 2;
+            sp.services[0].members[1].status = MemberStatus::Draining;
+        });
+        for n in clients {
+            assert_eq!(member_of(&mut w, &reborn, n, SERVICE), Some(1));
+        }
+    }
+
+    #[test]
+    fn flow_mode_spreads_flows_but_pins_mobility_header_per_client() {
+        let s = snap();
+        let mut w = worker();
+        let flow_members: HashSet<u32> = (0..64u16)
+            .map(|p| {
+                let pkt = client_tcp(FLOW_SERVICE, 30000 + p, 64, 100);
+                let Verdict::Forward { member, .. } = run(&mut w, &s, &frame(&pkt)).0 else {
+                    panic!()
+                };
+                member
+            })
+            .collect();
+        assert_eq!(
+            flow_members.len(),
+            2,
+            "flows of one client use both members"
+        );
+        let key = FlowKey::client_pair(a(CLIENT).octets(), a(FLOW_SERVICE).octets());
+        let hash = flowhash::hash(&key);
+        assert!(
+            w.affinity.lookup(&key, hash, now().secs()).is_none(),
+            "flow mode: no client pin"
+        );
+        let mh = ip6(
+            a(CLIENT),
+            a(FLOW_SERVICE),
+            proto::MOBILITY,
+            64,
+            &[59, 1, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7],
+        );
+        let Verdict::Forward { member: pinned, .. } = run(&mut w, &s, &frame(&mh)).0 else {
+            panic!()
+        };
+        let pin = w
+            .affinity
+            .lookup(&key, hash, now().secs())
+            .expect("MH pinned per client");
+        assert_eq!(pin.member.id, pinned);
+        // Every MH message of this client meets that member, even after a new member
+        // arrives.
+        let added = snap_with(|sp| {
+            sp.services[1]
+                .members
+                .push(member(3, M3, MemberStatus::Active))
+        });
+        for mh_type in 0..8 {
+            let mh = ip6(
+                a(CLIENT),
+                a(FLOW_SERVICE),
+                proto::MOBILITY,
+                64,
+                &[59, 1, mh_type, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7],
+            );
+            assert!(
+                matches!(run(&mut w, &added, &frame(&mh)).0, Verdict::Forward { member: m, .. } if m == pinned)
+            );
+        }
+        assert_eq!(
+            pin.member,
+            MemberRef {
+                id: pinned,
+                epoch: 1
+            }
+        );
+    }
+
+    #[test]
+    fn icmp_error_to_service_follows_the_quoted_flow() {
+        let s = snap();
+        let mut w = worker();
+        for p in 0..32u16 {
+            let pkt = client_tcp(FLOW_SERVICE, 30000 + p, 64, 100);
+            let Verdict::Forward { member, .. } = run(&mut w, &s, &frame(&pkt)).0 else {
+                panic!()
+            };
+            // A router's Packet Too Big about the member's reply (service:80 -> client).
+            let reply = ip6(
+                a(FLOW_SERVICE),
+                a(CLIENT),
+                proto::TCP,
+                60,
+                &tcp(80, 30000 + p, 1400),
+            );
+            let mut icmp = vec![2, 0, 0, 0, 0, 0, 5, 0];
+            icmp.extend_from_slice(&reply[..1000]);
+            let ptb = ip6(
+                a("2001:db8:e::1"),
+                a(FLOW_SERVICE),
+                proto::ICMPV6,
+                64,
+                &icmp,
+            );
+            let v = run(&mut w, &s, &frame(&ptb)).0;
+            assert!(
+                matches!(v, Verdict::Forward { member: m, .. } if m == member),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn burst_and_counter_mirror() {
+        let s = snap();
+        let mut w = worker();
+        let mirror = w.counter_mirror();
+        let mut pkts = vec![
+            VecBuf::from_slice(&frame(&client_tcp(SERVICE, 1, 64, 100))),
+            VecBuf::from_slice(&frame(&reply(M1, SERVICE, CLIENT, 64).0)),
+            VecBuf::from_slice(&[0; 3]),
+            VecBuf::from_slice(&frame(&ip6(
+                a(CLIENT),
+                a(TUNNEL),
+                proto::ICMPV6,
+                64,
+                &[128, 0, 0, 0, 0, 0, 0, 0],
+            ))),
+            VecBuf::from_slice(&frame(&client_tcp(SERVICE, 1, 1, 100))),
+        ];
+        let mut verdicts = [Verdict::Exception; 8];
+        let n = w.process_burst(&s, &mut pkts, 0, now(), &mut Tx::new(0), &mut verdicts);
+        assert_eq!(n, 5);
+        assert_eq!(
+            verdicts[..5].iter().map(Verdict::name).collect::<Vec<_>>(),
+            ["forward", "reverse", "drop", "exception", "icmp_error"]
+        );
+        let c = mirror.read();
+        assert_eq!(&c, w.counters());
+        assert_eq!(c.get(Stat::RxPackets), 5);
+        assert_eq!(c.get(Stat::TxPackets), 3);
+        let tx_bytes: usize = pkts
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| v.tx_port().is_some())
+            .map(|(p, _)| p.len())
+            .sum();
+        assert_eq!(c.get(Stat::TxBytes), tx_bytes as u64);
+        assert!(c.is_consistent());
+    }
+
+    fn arbitrary_frame() -> impl Strategy<Value = Vec<u8>> {
+        let raw = proptest::collection::vec(any::<u8>(), 0..200);
+        let dsts = prop_oneof![
+            Just(a(SERVICE)),
+            Just(a(FLOW_SERVICE)),
+            Just(a(TUNNEL)),
+            Just(a("ff02::1:ff00:1")),
+            Just(a(CLIENT)),
+        ];
+        let nhs = prop_oneof![
+            Just(0u8),
+            Just(6),
+            Just(17),
+            Just(41),
+            Just(43),
+            Just(44),
+            Just(58),
+            Just(60),
+            Just(135),
+            any::<u8>()
+        ];
+        let shaped = (
+            proptest::collection::vec(any::<u8>(), 0..1600),
+            dsts,
+            nhs,
+            0u8..4,
+            prop::bool::ANY,
+        )
+            .prop_map(|(payload, dst, nh, hop, inner)| {
+                let body = if inner && payload.len() >= 40 {
+                    // Something that looks like a tunnelled reply.
+                    let mut p = payload.clone();
+                    p[0] = 0x60;
+                    let len = (p.len() - 40) as u16;
+                    p[4..6].copy_from_slice(&len.to_be_bytes());
+                    p[8..24].copy_from_slice(&a(SERVICE).octets());
+                    p
+                } else {
+                    payload
+                };
+                let src = if inner { a(M1) } else { a(CLIENT) };
+                frame(&ip6(src, dst, nh, hop.max(1) * 60 - 59, &body))
+            });
+        prop_oneof![raw, shaped]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_frames_never_panic(frames in proptest::collection::vec(arbitrary_frame(), 1..8),
+                                        mtu in prop_oneof![Just(1280u16), Just(1300), Just(1500)],
+                                        headroom in 0usize..160) {
+            let s = snap_with(|sp| sp.ports[0].link_mtu = mtu);
+            let mut w = worker();
+            for f in frames {
+                let mut buf = VecBuf::from_slice_with_room(&f, headroom, 64);
+                let mut tx = Tx::new(1);
+                let v = w.process(&s, &mut buf, 0, now(), &mut tx);
+                prop_assert!(w.counters().is_consistent());
+                if v.tx_port().is_some() {
+                    let out = buf.data();
+                    prop_assert!(out.len() >= 54);
+                    prop_assert!(Ipv6Packet::new_checked(&out[14..]).is_ok());
+                    prop_assert!(out.len() - 14 <= usize::from(mtu));
+                }
+                if v == Verdict::Exception {
+                    prop_assert_eq!(buf.data(), &f[..]);
+                }
+                for (_, extra) in &tx.sent {
+                    prop_assert!(extra.len() - 14 <= usize::from(mtu));
+                }
+            }
+        }
+    }
+}
