@@ -1,0 +1,250 @@
+//! One packet buffer.
+
+use std::ptr::NonNull;
+
+use anycast6_dpdk_sys as sys;
+use anycast6_wire::{Error as WireError, PacketBuf};
+
+use crate::error::{Error, Result};
+
+/// An owned DPDK packet buffer (`struct rte_mbuf *`). Dropping it returns it to its pool.
+///
+/// [`PacketBuf`] gives the packet as one contiguous slice: the first segment. Mbufs received
+/// by this crate's ports are single-segment (scatter RX is not enabled and the MTU is
+/// checked against the mbuf size); a chained mbuf (`nb_segs() > 1`) built elsewhere can be
+/// made contiguous with [`Mbuf::linearize`]. On a chained mbuf `data()` is the first
+/// segment, `prepend`/`adj` act on it, and `append`/`trim` (which DPDK applies to the last
+/// segment) return `Err(Unsupported)` with `tailroom() == 0`.
+///
+/// An `Mbuf` is the sole owner of its buffer: this crate never raises the reference count,
+/// which is what makes `data_mut` sound.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: the mbuf is exclusively owned; handing it to another thread (another lcore, the
+// control thread) is how DPDK pipelines work, and freeing it from any thread is allowed.
+unsafe impl Send for Mbuf {}
+// SAFETY: &Mbuf only reads the mbuf.
+unsafe impl Sync for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `m` is a valid, non-null mbuf that nobody else owns or references (refcnt 1, not
+    /// attached to another mbuf's buffer), and it stays valid until this `Mbuf` frees it.
+    #[inline]
+    pub unsafe fn from_raw(m: *mut sys::rte_mbuf) -> Mbuf {
+        // SAFETY: the caller guarantees m is non-null.
+        Mbuf(unsafe { NonNull::new_unchecked(m) })
+    }
+
+    /// Gives up ownership; the caller frees the mbuf (or hands it to DPDK).
+    #[inline]
+    pub fn into_raw(self) -> *mut sys::rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    /// The raw mbuf, still owned by `self`.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    #[inline]
+    fn raw(&self) -> &sys::rte_mbuf {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Bytes in the first segment (`data_len`).
+    #[inline]
+    pub fn data_len(&self) -> usize {
+        self.raw().data_len as usize
+    }
+
+    /// Bytes in the whole packet, all segments (`pkt_len`).
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// Number of segments.
+    #[inline]
+    pub fn nb_segs(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// True when the packet is in one segment.
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.raw().nb_segs == 1
+    }
+
+    /// The port the packet was received on.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// The NIC's RSS hash (valid when the port hashes, see [`Mbuf::ol_flags`]).
+    #[inline]
+    pub fn rss_hash(&self) -> u32 {
+        // SAFETY: self owns a valid mbuf; reading the hash union is a plain field read.
+        unsafe { sys::shim_rte_pktmbuf_rss_hash(self.0.as_ptr()) }
+    }
+
+    /// Offload flags (`RTE_MBUF_F_*`).
+    #[inline]
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// Reference count (1 for every mbuf this crate hands out).
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::shim_rte_mbuf_refcnt_read(self.0.as_ptr()) }
+    }
+
+    /// Copies a chained packet into its first segment (`rte_pktmbuf_linearize`); fails
+    /// when it does not fit.
+    pub fn linearize(&mut self) -> Result<()> {
+        if self.is_contiguous() {
+            return Ok(());
+        }
+        // SAFETY: self exclusively owns the chain.
+        let ret = unsafe { sys::shim_rte_pktmbuf_linearize(self.0.as_ptr()) };
+        if ret != 0 {
+            return Err(Error::MbufTooSmall {
+                len: self.pkt_len(),
+                room: self.raw().buf_len as usize - self.raw().data_off as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends a copy of `bytes`.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<()> {
+        let room = self.tailroom();
+        match self.append(bytes.len()) {
+            Ok(dst) => {
+                dst.copy_from_slice(bytes);
+                Ok(())
+            }
+            Err(_) => Err(Error::MbufTooSmall {
+                len: bytes.len(),
+                room,
+            }),
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: self owns the mbuf (and its chain) and is never used again.
+        unsafe { sys::shim_rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: [buf_addr + data_off, + data_len) is the first segment's data, inside the
+        // buffer owned by this mbuf; shared borrow of self keeps it unchanged.
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        }
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        let (addr, off, len) = (
+            m.buf_addr as *mut u8,
+            m.data_off as usize,
+            m.data_len as usize,
+        );
+        // SAFETY: as in `data`; &mut self and sole ownership of the buffer (refcnt 1, not
+        // shared) make the slice exclusive.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
+    }
+
+    #[inline]
+    fn headroom(&self) -> usize {
+        self.raw().data_off as usize
+    }
+
+    #[inline]
+    fn tailroom(&self) -> usize {
+        if !self.is_contiguous() {
+            return 0;
+        }
+        let m = self.raw();
+        m.buf_len as usize - m.data_off as usize - m.data_len as usize
+    }
+
+    fn prepend(&mut self, len: usize) -> anycast6_wire::Result<&mut [u8]> {
+        let len16 = u16::try_from(len).map_err(|_| WireError::NoRoom("prepend (headroom)"))?;
+        // SAFETY: self exclusively owns the mbuf; rte_pktmbuf_prepend checks the headroom
+        // and changes nothing (returns NULL) when it is short.
+        let p = unsafe { sys::shim_rte_pktmbuf_prepend(self.0.as_ptr(), len16) };
+        if p.is_null() {
+            return Err(WireError::NoRoom("prepend (headroom)"));
+        }
+        // SAFETY: p points to the `len` bytes just added in front of the data, in our buffer.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
+    }
+
+    fn adj(&mut self, len: usize) -> anycast6_wire::Result<()> {
+        let len16 = u16::try_from(len).map_err(|_| WireError::Truncated("packet (adj)"))?;
+        // SAFETY: self exclusively owns the mbuf; rte_pktmbuf_adj refuses (NULL, no change)
+        // to remove more than the first segment holds.
+        let p = unsafe { sys::shim_rte_pktmbuf_adj(self.0.as_ptr(), len16) };
+        if p.is_null() {
+            return Err(WireError::Truncated("packet (adj)"));
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, len: usize) -> anycast6_wire::Result<&mut [u8]> {
+        if !self.is_contiguous() {
+            return Err(WireError::Unsupported("append to a multi-segment mbuf"));
+        }
+        let len16 = u16::try_from(len).map_err(|_| WireError::NoRoom("append (tailroom)"))?;
+        // SAFETY: self exclusively owns the single-segment mbuf; rte_pktmbuf_append checks
+        // the tailroom and changes nothing (NULL) when it is short.
+        let p = unsafe { sys::shim_rte_pktmbuf_append(self.0.as_ptr(), len16) };
+        if p.is_null() {
+            return Err(WireError::NoRoom("append (tailroom)"));
+        }
+        // SAFETY: p points to the `len` bytes just added at the end of the data.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
+    }
+
+    fn trim(&mut self, len: usize) -> anycast6_wire::Result<()> {
+        if !self.is_contiguous() {
+            return Err(WireError::Unsupported("trim of a multi-segment mbuf"));
+        }
+        let len16 = u16::try_from(len).map_err(|_| WireError::Truncated("packet (trim)"))?;
+        // SAFETY: self exclusively owns the single-segment mbuf; rte_pktmbuf_trim refuses
+        // (-1, no change) to remove more than the segment holds.
+        let ret = unsafe { sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len16) };
+        if ret != 0 {
+            return Err(WireError::Truncated("packet (trim)"));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.data_len()
+    }
+}
