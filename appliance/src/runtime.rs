@@ -1,0 +1,573 @@
+//! `anycast6 run`: the appliance on DPDK ports.
+//!
+//! One worker per worker lcore owns RX queue *i* and TX queue *i* of every port and runs
+//! the pipeline ([`crate::dataplane::pipeline`]) to completion on bursts. The main lcore is
+//! the control thread: it drains the workers' exception channels, answers Neighbor
+//! Discovery and echo for the appliance's addresses, resolves next hops, publishes
+//! snapshots and prints statistics. Frames the control thread sends go to worker 0 on an
+//! SPSC channel and leave on that worker's TX queue: every device, including single-queue
+//! ones such as `net_pcap`, then needs exactly one TX queue per worker, and no TX queue is
+//! ever shared between threads.
+
+use std::io::IsTerminal;
+use std::net::Ipv6Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anycast6_dpdk::{
+    exception_channel, Eal, ExceptionReceiver, ExceptionSender, Mbuf, MbufBurst, Mempool, Port,
+    PortConfig, RssMode, RxQueue, TxQueue,
+};
+use anycast6_wire::ethernet::MacAddr;
+use anycast6_wire::PacketBuf;
+use anyhow::{bail, Context, Result};
+use crossbeam_utils::CachePadded;
+
+use crate::control::neighbour::{self, LocalOutcome, NeighbourTable};
+use crate::dataplane::counters::{CounterName, Counters, Stat};
+use crate::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig};
+use crate::dataplane::rcu::{SnapshotPublisher, SnapshotReader};
+use crate::dataplane::snapshot::{Snapshot, SnapshotSpec};
+
+/// Exception packets a worker may queue for the control thread before it drops them.
+const EXCEPTION_RING: usize = 1024;
+/// Packets per RX burst (ARCHITECTURE.md §3).
+pub const BURST: usize = 32;
+/// TX staging per port: a burst of outputs plus one extra fragment per packet.
+const TX_STAGE: usize = 2 * BURST;
+
+/// One port of the run.
+#[derive(Debug, Clone)]
+pub struct PortPlan {
+    pub name: String,
+    pub device: String,
+    pub mtu: u16,
+    /// Source MAC of frames we send; the device's own MAC when `None`.
+    pub mac: Option<MacAddr>,
+    pub next_hop: Option<Ipv6Addr>,
+    pub next_hop_mac: Option<MacAddr>,
+}
+
+/// Everything `run` needs, derived from the configuration file.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub eal_args: Vec<String>,
+    pub ports: Vec<PortPlan>,
+    pub workers: usize,
+    pub mempool_size: u32,
+    pub affinity_capacity: usize,
+    pub affinity_idle_timeout: u32,
+    pub rss: RssMode,
+    /// The snapshot to start from; port MACs and next-hop MACs are filled in by `run`.
+    pub spec: SnapshotSpec,
+    /// Stop after this long (`None`: until SIGINT/SIGTERM).
+    pub duration: Option<Duration>,
+    /// Print a statistics line this often (on a terminal, or always with `force_stats`).
+    pub stats_interval: Duration,
+    pub force_stats: bool,
+}
+
+/// Counters the runtime keeps besides the pipeline's (per worker, published by stores).
+#[derive(Debug, Default)]
+struct RuntimeCounters {
+    tx_full: CachePadded<AtomicU64>,
+    exception_ring_full: CachePadded<AtomicU64>,
+    multi_segment: CachePadded<AtomicU64>,
+}
+
+/// What a run did, for the final report.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub elapsed: Duration,
+    pub counters: Counters,
+    pub tx_full: u64,
+    pub exception_ring_full: u64,
+    pub multi_segment: u64,
+    pub control_replies: u64,
+    pub control_unhandled: u64,
+    pub neighbours_learned: u64,
+    pub snapshots_published: u64,
+    pub port_stats: Vec<(String, anycast6_dpdk::PortStats)>,
+}
+
+impl RunReport {
+    /// The final counters as one JSON object (same names as [`RunReport::render`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for line in self.render().lines() {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next()) {
+                (Some("port"), Some(name)) => {
+                    let mut port = serde_json::Map::new();
+                    let rest: Vec<&str> = parts.collect();
+                    for kv in rest.chunks(2) {
+                        if let [k, v] = kv {
+                            port.insert(
+                                (*k).into(),
+                                v.parse::<u64>()
+                                    .map(Into::into)
+                                    .unwrap_or_else(|_| (*v).into()),
+                            );
+                        }
+                    }
+                    m.insert(format!("port.{name}"), port.into());
+                }
+                (Some(k), Some(v)) => {
+                    let value = v
+                        .parse::<u64>()
+                        .map(serde_json::Value::from)
+                        .or_else(|_| v.parse::<f64>().map(serde_json::Value::from))
+                        .unwrap_or_else(|_| v.into());
+                    m.insert(k.into(), value);
+                }
+                _ => {}
+            }
+        }
+        m.into()
+    }
+
+    /// The final counters, one `name value` per line.
+    pub fn render(&self) -> String {
+        let mut s = format!("elapsed_seconds {:.3}\n", self.elapsed.as_secs_f64());
+        for (name, value) in self.counters.iter() {
+            let name = match name {
+                CounterName::Stat(st) => st.name().to_string(),
+                CounterName::Drop(reason) => format!("drop_{}", reason.name()),
+            };
+            s.push_str(&format!("{name} {value}\n"));
+        }
+        for (k, v) in [
+            ("tx_full", self.tx_full),
+            ("exception_ring_full", self.exception_ring_full),
+            ("multi_segment", self.multi_segment),
+            ("control_replies", self.control_replies),
+            ("control_unhandled", self.control_unhandled),
+            ("neighbours_learned", self.neighbours_learned),
+            ("snapshots_published", self.snapshots_published),
+        ] {
+            s.push_str(&format!("{k} {v}\n"));
+        }
+        for (name, st) in &self.port_stats {
+            s.push_str(&format!(
+                "port {name} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}\n",
+                st.ipackets, st.opackets, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
+            ));
+        }
+        s
+    }
+}
+
+/// Fragments the pipeline emits besides the packet it returns, staged on the same TX burst.
+struct FragmentTx<'a> {
+    pool: &'a Mempool,
+    stage: &'a mut [MbufBurst<TX_STAGE>],
+    dropped: &'a mut u64,
+}
+
+impl ExtraTx<Mbuf> for FragmentTx<'_> {
+    fn alloc(&mut self) -> Option<Mbuf> {
+        self.pool.alloc().ok()
+    }
+    fn send_after(&mut self, port: u16, buf: Mbuf) {
+        match self.stage.get_mut(usize::from(port)) {
+            Some(stage) => {
+                if stage.push(buf).is_err() {
+                    *self.dropped += 1;
+                }
+            }
+            None => *self.dropped += 1,
+        }
+    }
+}
+
+struct WorkerLoop {
+    worker: Worker,
+    reader: SnapshotReader<Snapshot>,
+    rx: Vec<RxQueue>,
+    tx: Vec<TxQueue>,
+    exceptions: ExceptionSender<(u16, Mbuf)>,
+    /// Frames from the control thread to send (port, frame).
+    inject: ExceptionReceiver<(u16, Mbuf)>,
+    pool: Arc<Mempool>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<RuntimeCounters>,
+    epoch: Instant,
+}
+
+impl WorkerLoop {
+    fn run(mut self) {
+        let mut rx_burst: MbufBurst<BURST> = MbufBurst::new();
+        let mut stage: Vec<MbufBurst<TX_STAGE>> =
+            (0..self.tx.len()).map(|_| MbufBurst::new()).collect();
+        let (mut tx_full, mut ring_full, mut multi_seg) = (0u64, 0u64, 0u64);
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Tick::from_millis(self.epoch.elapsed().as_millis() as u64);
+            while let Some((port, m)) = self.inject.recv() {
+                let queued = match stage.get_mut(usize::from(port)) {
+                    Some(s) => s.push(m).is_ok(),
+                    None => false,
+                };
+                if !queued {
+                    tx_full += 1;
+                }
+            }
+            let snap = self.reader.current();
+            for (p, rxq) in self.rx.iter_mut().enumerate() {
+                if rxq.rx_burst(&mut rx_burst) == 0 {
+                    continue;
+                }
+                for mut m in rx_burst.drain() {
+                    if !m.is_contiguous() && m.linearize().is_err() {
+                        multi_seg += 1;
+                        continue; // dropped: the pipeline needs one contiguous segment
+                    }
+                    let mut extra = FragmentTx {
+                        pool: &self.pool,
+                        stage: &mut stage,
+                        dropped: &mut tx_full,
+                    };
+                    let verdict = self.worker.process(snap, &mut m, p as u16, now, &mut extra);
+                    match verdict {
+                        Verdict::Exception => {
+                            if self.exceptions.send((p as u16, m)).is_err() {
+                                ring_full += 1;
+                            }
+                        }
+                        v => {
+                            if let Some(port) = v.tx_port() {
+                                match stage.get_mut(usize::from(port)) {
+                                    Some(s) => {
+                                        if s.push(m).is_err() {
+                                            tx_full += 1;
+                                        }
+                                    }
+                                    None => tx_full += 1,
+                                }
+                            }
+                            // Drop(..): `m` goes out of scope and returns to its pool.
+                        }
+                    }
+                }
+            }
+            for (s, txq) in stage.iter_mut().zip(self.tx.iter_mut()) {
+                if !s.is_empty() {
+                    txq.tx_burst(s);
+                    // What the NIC did not take is dropped and counted (ARCHITECTURE §3:
+                    // no unbounded retry on the hot path).
+                    tx_full += s.len() as u64;
+                    s.clear();
+                }
+            }
+            self.worker.publish_counters();
+            self.counters.tx_full.store(tx_full, Ordering::Relaxed);
+            self.counters
+                .exception_ring_full
+                .store(ring_full, Ordering::Relaxed);
+            self.counters
+                .multi_segment
+                .store(multi_seg, Ordering::Relaxed);
+            self.reader.quiescent();
+        }
+        self.worker.publish_counters();
+    }
+}
+
+/// The EUI-64 link-local address of a MAC (RFC 4291 Appendix A).
+pub fn link_local_of(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
+
+/// Runs the appliance until the duration passes or SIGINT/SIGTERM arrives.
+pub fn run(mut plan: RunPlan) -> Result<RunReport> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+
+    let eal =
+        Eal::init(plan.eal_args.iter().map(String::as_str)).context("initialising DPDK (EAL)")?;
+    let worker_lcores = eal.worker_lcores();
+    if worker_lcores.len() < plan.workers {
+        bail!(
+            "{} worker lcores requested but the EAL has {} ({:?}); give more cores in dataplane.lcores",
+            plan.workers,
+            worker_lcores.len(),
+            worker_lcores
+        );
+    }
+    let pool = Arc::new(
+        Mempool::new(&eal, "anycast6_pool", plan.mempool_size, 256, 2048 + 128)
+            .context("creating the mbuf pool")?,
+    );
+
+    // Ports: RX queue i and TX queue i per worker.
+    let workers = plan.workers;
+    let mut ports = Vec::new();
+    let mut rx_by_worker: Vec<Vec<RxQueue>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut tx_by_worker: Vec<Vec<TxQueue>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut port_macs = Vec::new();
+    for (i, pp) in plan.ports.iter().enumerate() {
+        let mut port =
+            Port::open(&eal, &pp.device).with_context(|| format!("ports[{i}] ({})", pp.name))?;
+        anyhow::ensure!(
+            usize::from(port.id()) == i,
+            "ports[{i}] ({}) got DPDK port id {}; ports must be listed in device order",
+            pp.name,
+            port.id()
+        );
+        let cfg = PortConfig {
+            rx_queues: workers as u16,
+            tx_queues: workers as u16,
+            mtu: Some(pp.mtu),
+            rss: plan.rss,
+            ..PortConfig::default()
+        };
+        let queues = port
+            .configure(&pool, &cfg)
+            .with_context(|| format!("configuring ports[{i}] ({})", pp.name))?;
+        port.start()
+            .with_context(|| format!("starting ports[{i}] ({})", pp.name))?;
+        let mac = match pp.mac {
+            Some(m) => m,
+            None => MacAddr(
+                port.mac_address()
+                    .with_context(|| format!("MAC of ports[{i}]"))?,
+            ),
+        };
+        port_macs.push(mac);
+        let mut rx = queues.rx.into_iter();
+        let mut tx = queues.tx.into_iter();
+        for w in 0..workers {
+            rx_by_worker[w].push(rx.next().expect("configured one RX queue per worker"));
+            tx_by_worker[w].push(tx.next().expect("configured one TX queue per worker"));
+        }
+        ports.push(port);
+    }
+
+    // The first snapshot: port MACs, configured next-hop MACs, our link-local addresses.
+    let started = Instant::now();
+    let mut neighbours = NeighbourTable::default();
+    for (i, pp) in plan.ports.iter().enumerate() {
+        plan.spec.ports[i].mac = port_macs[i];
+        let ll = link_local_of(port_macs[i]);
+        if !plan.spec.local_addresses.contains(&ll) {
+            plan.spec.local_addresses.push(ll);
+        }
+        if let Some(hop) = pp.next_hop {
+            neighbours.want(hop, pp.next_hop_mac, started);
+        }
+        plan.spec.ports[i].next_hop_mac = pp
+            .next_hop_mac
+            .or(pp.next_hop.and_then(|h| neighbours.lookup(&h)));
+    }
+    let first = Snapshot::build(&plan.spec).context("building the first snapshot")?;
+    let icmp_rate = plan.spec.icmp_rate;
+    let mut publisher = SnapshotPublisher::new(first);
+    let mut snapshots_published = 1u64;
+
+    // Workers.
+    let runtime_counters: Vec<Arc<RuntimeCounters>> =
+        (0..workers).map(|_| Arc::default()).collect();
+    let mut receivers: Vec<ExceptionReceiver<(u16, Mbuf)>> = Vec::new();
+    let mut injectors: Vec<ExceptionSender<(u16, Mbuf)>> = Vec::new();
+    let mut handles = Vec::new();
+    let mut mirrors = Vec::new();
+    for (w, (rx, tx)) in rx_by_worker.into_iter().zip(tx_by_worker).enumerate() {
+        let worker = Worker::new(
+            WorkerConfig {
+                id: w as u16,
+                affinity_capacity: plan.affinity_capacity,
+                affinity_idle_timeout: plan.affinity_idle_timeout,
+                icmp_rate,
+            },
+            Tick::from_millis(0),
+        )
+        .context("creating a worker")?;
+        mirrors.push(worker.counter_mirror());
+        let (sender, receiver) = exception_channel(EXCEPTION_RING);
+        receivers.push(receiver);
+        let (inject_tx, inject_rx) = exception_channel(EXCEPTION_RING);
+        injectors.push(inject_tx);
+        let job = WorkerLoop {
+            worker,
+            reader: publisher.register_reader(),
+            rx,
+            tx,
+            exceptions: sender,
+            inject: inject_rx,
+            pool: Arc::clone(&pool),
+            stop: Arc::clone(&stop),
+            counters: Arc::clone(&runtime_counters[w]),
+            epoch: started,
+        };
+        handles.push(
+            eal.launch(worker_lcores[w], move || job.run())
+                .context("launching a worker lcore")?,
+        );
+    }
+
+    // The control thread.
+    let tty = std::io::stderr().is_terminal() || plan.force_stats;
+    let mut next_stats = started + plan.stats_interval;
+    let mut last_rx = 0u64;
+    let (mut replies, mut unhandled, mut learned) = (0u64, 0u64, 0u64);
+    let local: Vec<Ipv6Addr> = plan
+        .spec
+        .local_addresses
+        .iter()
+        .copied()
+        .chain(std::iter::once(plan.spec.tunnel.address))
+        .collect();
+    let deadline = plan.duration.map(|d| started + d);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let mut busy = false;
+        let mut republish = false;
+        for rx in receivers.iter_mut() {
+            while let Some((port, m)) = rx.recv() {
+                busy = true;
+                let p = usize::from(port);
+                match neighbour::handle_local_frame(m.data(), port_macs[p], |a| local.contains(a)) {
+                    LocalOutcome::Reply(frame) => {
+                        replies += send(&pool, &mut injectors[0], port, &frame)
+                    }
+                    LocalOutcome::Learned { addr, mac } => {
+                        learned += 1;
+                        republish |= neighbours.learn(addr, mac);
+                    }
+                    LocalOutcome::ReplyAndLearned { reply, addr, mac } => {
+                        replies += send(&pool, &mut injectors[0], port, &reply);
+                        learned += 1;
+                        republish |= neighbours.learn(addr, mac);
+                    }
+                    LocalOutcome::NotHandled(_) => unhandled += 1,
+                }
+            }
+        }
+        for target in neighbours.due(now) {
+            for (p, pp) in plan.ports.iter().enumerate() {
+                if pp.next_hop == Some(target) {
+                    let ns = neighbour::build_solicitation(
+                        port_macs[p],
+                        link_local_of(port_macs[p]),
+                        target,
+                    );
+                    send(&pool, &mut injectors[0], p as u16, &ns);
+                }
+            }
+        }
+        if republish {
+            for (p, pp) in plan.ports.iter().enumerate() {
+                plan.spec.ports[p].next_hop_mac = pp
+                    .next_hop_mac
+                    .or(pp.next_hop.and_then(|h| neighbours.lookup(&h)));
+            }
+            publisher.publish(Snapshot::build(&plan.spec).context("rebuilding the snapshot")?);
+            snapshots_published += 1;
+        }
+        publisher.reclaim();
+        if now >= next_stats {
+            next_stats += plan.stats_interval;
+            if tty {
+                let c = sum(&mirrors);
+                let rx = c.get(Stat::RxPackets);
+                let rate = (rx - last_rx) as f64 / plan.stats_interval.as_secs_f64();
+                last_rx = rx;
+                eprintln!(
+                    "[{:>6.1}s] rx {rx} ({:.3} Mpps) fwd {} rev {} exc {} drop {} icmp {} unresolved {:?}",
+                    started.elapsed().as_secs_f64(),
+                    rate / 1e6,
+                    c.get(Stat::Forwarded),
+                    c.get(Stat::Reversed),
+                    c.get(Stat::Exceptions),
+                    c.total_drops(),
+                    c.get(Stat::IcmpSent),
+                    neighbours.unresolved(),
+                );
+            }
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().context("joining a worker lcore")?;
+    }
+    let elapsed = started.elapsed();
+    let mut port_stats = Vec::new();
+    for (pp, port) in plan.ports.iter().zip(ports.iter()) {
+        if let Ok(st) = port.stats() {
+            port_stats.push((pp.name.clone(), st));
+        }
+    }
+    let load = |f: fn(&RuntimeCounters) -> &CachePadded<AtomicU64>| -> u64 {
+        runtime_counters
+            .iter()
+            .map(|c| f(c).load(Ordering::Relaxed))
+            .sum()
+    };
+    Ok(RunReport {
+        elapsed,
+        counters: sum(&mirrors),
+        tx_full: load(|c| &c.tx_full),
+        exception_ring_full: load(|c| &c.exception_ring_full),
+        multi_segment: load(|c| &c.multi_segment),
+        control_replies: replies,
+        control_unhandled: unhandled,
+        neighbours_learned: learned,
+        snapshots_published,
+        port_stats,
+    })
+}
+
+fn sum(mirrors: &[Arc<crate::dataplane::counters::CounterMirror>]) -> Counters {
+    let mut total = Counters::default();
+    for m in mirrors {
+        total.merge(&m.read());
+    }
+    total
+}
+
+/// Hands one frame to worker 0 for transmission on `port`; returns 1 when queued.
+fn send(
+    pool: &Mempool,
+    to_worker: &mut ExceptionSender<(u16, Mbuf)>,
+    port: u16,
+    frame: &[u8],
+) -> u64 {
+    let Ok(m) = pool.alloc_from_slice(frame) else {
+        return 0;
+    };
+    u64::from(to_worker.send((port, m)).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_is_modified_eui64() {
+        let mac = MacAddr([0x02, 0x00, 0x5e, 0x10, 0x20, 0x30]);
+        assert_eq!(
+            link_local_of(mac),
+            "fe80::5eff:fe10:2030".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+}
