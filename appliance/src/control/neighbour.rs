@@ -50,14 +50,22 @@ pub enum LocalOutcome {
     /// A neighbour's link-layer address was learned (from an NA or an NS's source option).
     Learned { addr: Ipv6Addr, mac: MacAddr },
     /// Both: an NS for one of our addresses carrying the sender's link-layer address.
-    ReplyAndLearned { reply: Vec<u8>, addr: Ipv6Addr, mac: MacAddr },
+    ReplyAndLearned {
+        reply: Vec<u8>,
+        addr: Ipv6Addr,
+        mac: MacAddr,
+    },
     /// Not for neighbour handling (the reason is for logs and counters).
     NotHandled(&'static str),
 }
 
 /// Answers a frame addressed to the appliance: NS for a local address -> NA; Echo Request to
 /// a local address -> Echo Reply; NA -> learned. `is_local` says which addresses are ours.
-pub fn handle_local_frame(frame: &[u8], port_mac: MacAddr, is_local: impl Fn(&Ipv6Addr) -> bool) -> LocalOutcome {
+pub fn handle_local_frame(
+    frame: &[u8],
+    port_mac: MacAddr,
+    is_local: impl Fn(&Ipv6Addr) -> bool,
+) -> LocalOutcome {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return LocalOutcome::NotHandled("malformed ethernet");
     };
@@ -84,7 +92,10 @@ pub fn handle_local_frame(frame: &[u8], port_mac: MacAddr, is_local: impl Fn(&Ip
         return LocalOutcome::NotHandled("invalid ICMPv6");
     };
     match repr {
-        Icmpv6Repr::NeighborSolicit { target, source_lladdr } => {
+        Icmpv6Repr::NeighborSolicit {
+            target,
+            source_lladdr,
+        } => {
             // RFC 4861 §7.1.1: hop limit 255 and no extension headers that matter here.
             if ip.hop_limit() != ND_HOP_LIMIT {
                 return LocalOutcome::NotHandled("ND with hop limit below 255");
@@ -109,25 +120,51 @@ pub fn handle_local_frame(frame: &[u8], port_mac: MacAddr, is_local: impl Fn(&Ip
             };
             let reply = build_icmp_frame(port_mac, reply_mac, target, reply_dst, ND_HOP_LIMIT, &na);
             match (source_lladdr, dad) {
-                (Some(mac), false) => LocalOutcome::ReplyAndLearned { reply, addr: src, mac: MacAddr(mac) },
+                (Some(mac), false) => LocalOutcome::ReplyAndLearned {
+                    reply,
+                    addr: src,
+                    mac: MacAddr(mac),
+                },
                 _ => LocalOutcome::Reply(reply),
             }
         }
-        Icmpv6Repr::NeighborAdvert { target, target_lladdr, .. } => {
+        Icmpv6Repr::NeighborAdvert {
+            target,
+            target_lladdr,
+            ..
+        } => {
             if ip.hop_limit() != ND_HOP_LIMIT {
                 return LocalOutcome::NotHandled("ND with hop limit below 255");
             }
             match target_lladdr {
-                Some(mac) => LocalOutcome::Learned { addr: target, mac: MacAddr(mac) },
+                Some(mac) => LocalOutcome::Learned {
+                    addr: target,
+                    mac: MacAddr(mac),
+                },
                 None => LocalOutcome::NotHandled("NA without target link-layer address"),
             }
         }
-        Icmpv6Repr::EchoRequest { ident, seq_no, data } => {
+        Icmpv6Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        } => {
             if !is_local(&dst) {
                 return LocalOutcome::NotHandled("echo request for another address");
             }
-            let reply = Icmpv6Repr::EchoReply { ident, seq_no, data };
-            LocalOutcome::Reply(build_icmp_frame(port_mac, eth.src_addr(), dst, src, ECHO_REPLY_HOP_LIMIT, &reply))
+            let reply = Icmpv6Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            };
+            LocalOutcome::Reply(build_icmp_frame(
+                port_mac,
+                eth.src_addr(),
+                dst,
+                src,
+                ECHO_REPLY_HOP_LIMIT,
+                &reply,
+            ))
         }
         _ => LocalOutcome::NotHandled("ICMPv6 type not handled locally"),
     }
@@ -136,8 +173,18 @@ pub fn handle_local_frame(frame: &[u8], port_mac: MacAddr, is_local: impl Fn(&Ip
 /// A Neighbor Solicitation for `target` from `src`, multicast to its solicited-node group.
 pub fn build_solicitation(port_mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
     let group = solicited_node(&target);
-    let ns = Icmpv6Repr::NeighborSolicit { target, source_lladdr: Some(port_mac.0) };
-    build_icmp_frame(port_mac, MacAddr::from_ipv6_multicast(&group), src, group, ND_HOP_LIMIT, &ns)
+    let ns = Icmpv6Repr::NeighborSolicit {
+        target,
+        source_lladdr: Some(port_mac.0),
+    };
+    build_icmp_frame(
+        port_mac,
+        MacAddr::from_ipv6_multicast(&group),
+        src,
+        group,
+        ND_HOP_LIMIT,
+        &ns,
+    )
 }
 
 /// Ethernet + IPv6 + ICMPv6, checksummed.
@@ -149,7 +196,12 @@ pub fn build_icmp_frame(
     hop_limit: u8,
     icmp: &Icmpv6Repr<'_>,
 ) -> Vec<u8> {
-    let eth = EthernetRepr { dst: dst_mac, src: src_mac, vlan: None, ethertype: EtherType::Ipv6 };
+    let eth = EthernetRepr {
+        dst: dst_mac,
+        src: src_mac,
+        vlan: None,
+        ethertype: EtherType::Ipv6,
+    };
     let ip = Ipv6Repr {
         src,
         dst,
@@ -163,9 +215,16 @@ pub fn build_icmp_frame(
     let l4 = l3 + anycast6_wire::ipv6::HEADER_LEN;
     let mut frame = vec![0u8; l4 + icmp.buffer_len()];
     // The buffer is sized from the reprs themselves, so these cannot fail.
-    eth.emit(&mut EthernetFrame::new_unchecked(&mut frame[..])).expect("sized Ethernet header");
-    ip.emit(&mut Ipv6Packet::new_unchecked(&mut frame[l3..])).expect("sized IPv6 header");
-    icmp.emit(&mut Icmpv6Packet::new_unchecked(&mut frame[l4..]), &src, &dst).expect("sized ICMPv6 message");
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut frame[..]))
+        .expect("sized Ethernet header");
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut frame[l3..]))
+        .expect("sized IPv6 header");
+    icmp.emit(
+        &mut Icmpv6Packet::new_unchecked(&mut frame[l4..]),
+        &src,
+        &dst,
+    )
+    .expect("sized ICMPv6 message");
     frame
 }
 
@@ -188,7 +247,10 @@ impl NeighbourTable {
     pub fn want(&mut self, addr: Ipv6Addr, configured: Option<MacAddr>, now: Instant) {
         let state = match configured {
             Some(mac) => Resolution::Resolved(mac),
-            None => Resolution::Incomplete { sent: 0, next_at: now },
+            None => Resolution::Incomplete {
+                sent: 0,
+                next_at: now,
+            },
         };
         self.entries.entry(addr).or_insert(state);
     }
@@ -221,15 +283,23 @@ impl NeighbourTable {
             match *state {
                 Resolution::Incomplete { sent, next_at } if now >= next_at => {
                     if sent >= MAX_MULTICAST_SOLICIT {
-                        *state = Resolution::Failed { retry_at: now + RETRY_AFTER_FAILURE };
+                        *state = Resolution::Failed {
+                            retry_at: now + RETRY_AFTER_FAILURE,
+                        };
                     } else {
                         out.push(*addr);
-                        *state = Resolution::Incomplete { sent: sent + 1, next_at: now + RETRANS_TIMER };
+                        *state = Resolution::Incomplete {
+                            sent: sent + 1,
+                            next_at: now + RETRANS_TIMER,
+                        };
                     }
                 }
                 Resolution::Failed { retry_at } if now >= retry_at => {
                     out.push(*addr);
-                    *state = Resolution::Incomplete { sent: 1, next_at: now + RETRANS_TIMER };
+                    *state = Resolution::Incomplete {
+                        sent: 1,
+                        next_at: now + RETRANS_TIMER,
+                    };
                 }
                 _ => {}
             }
@@ -265,12 +335,20 @@ mod tests {
     fn parse_icmp(frame: &[u8]) -> (Ipv6Addr, Ipv6Addr, u8, Vec<u8>) {
         let eth = EthernetFrame::new_checked(frame).unwrap();
         let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
-        (ip.src_addr(), ip.dst_addr(), ip.hop_limit(), ip.payload().to_vec())
+        (
+            ip.src_addr(),
+            ip.dst_addr(),
+            ip.hop_limit(),
+            ip.payload().to_vec(),
+        )
     }
 
     #[test]
     fn solicited_node_address() {
-        assert_eq!(solicited_node(&a("2001:db8::abcd:1234:5678")), a("ff02::1:ff34:5678"));
+        assert_eq!(
+            solicited_node(&a("2001:db8::abcd:1234:5678")),
+            a("ff02::1:ff34:5678")
+        );
     }
 
     #[test]
@@ -285,25 +363,41 @@ mod tests {
                 assert_eq!((src, dst, hl), (me, peer, 255));
                 let icmp = Icmpv6Packet::new_checked(&payload[..]).unwrap();
                 match Icmpv6Repr::parse(&icmp, &src, &dst).unwrap() {
-                    Icmpv6Repr::NeighborAdvert { solicited, override_, router, target, target_lladdr } => {
+                    Icmpv6Repr::NeighborAdvert {
+                        solicited,
+                        override_,
+                        router,
+                        target,
+                        target_lladdr,
+                    } => {
                         assert!(solicited && override_ && !router);
                         assert_eq!((target, target_lladdr), (me, Some(OURS.0)));
                     }
                     other => panic!("not an NA: {other:?}"),
                 }
-                assert_eq!(EthernetFrame::new_checked(&reply[..]).unwrap().dst_addr(), PEER);
+                assert_eq!(
+                    EthernetFrame::new_checked(&reply[..]).unwrap().dst_addr(),
+                    PEER
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
         // Someone else's address: not answered.
-        assert!(matches!(handle_local_frame(&ns, OURS, |_| false), LocalOutcome::NotHandled(_)));
+        assert!(matches!(
+            handle_local_frame(&ns, OURS, |_| false),
+            LocalOutcome::NotHandled(_)
+        ));
     }
 
     #[test]
     fn answers_echo_from_the_pinged_address() {
         let me = a("2001:db8:ff::1");
         let client = a("2001:db8:77::5");
-        let req = Icmpv6Repr::EchoRequest { ident: 7, seq_no: 3, data: b"abc" };
+        let req = Icmpv6Repr::EchoRequest {
+            ident: 7,
+            seq_no: 3,
+            data: b"abc",
+        };
         let frame = build_icmp_frame(PEER, OURS, client, me, 64, &req);
         let LocalOutcome::Reply(reply) = handle_local_frame(&frame, OURS, |x| *x == me) else {
             panic!("no reply")
@@ -313,7 +407,11 @@ mod tests {
         let icmp = Icmpv6Packet::new_checked(&payload[..]).unwrap();
         assert_eq!(
             Icmpv6Repr::parse(&icmp, &src, &dst).unwrap(),
-            Icmpv6Repr::EchoReply { ident: 7, seq_no: 3, data: b"abc" }
+            Icmpv6Repr::EchoReply {
+                ident: 7,
+                seq_no: 3,
+                data: b"abc"
+            }
         );
     }
 
@@ -322,7 +420,10 @@ mod tests {
         let me = a("2001:db8:ff::1");
         let mut ns = build_solicitation(PEER, a("fe80::fe"), me);
         ns[14 + 7] = 254;
-        assert!(matches!(handle_local_frame(&ns, OURS, |x| *x == me), LocalOutcome::NotHandled(_)));
+        assert!(matches!(
+            handle_local_frame(&ns, OURS, |x| *x == me),
+            LocalOutcome::NotHandled(_)
+        ));
     }
 
     #[test]
@@ -332,12 +433,18 @@ mod tests {
         let mut t = NeighbourTable::default();
         t.want(hop, None, t0);
         assert_eq!(t.due(t0), vec![hop]);
-        assert!(t.due(t0).is_empty(), "not again before the retransmission timer");
+        assert!(
+            t.due(t0).is_empty(),
+            "not again before the retransmission timer"
+        );
         assert_eq!(t.due(t0 + RETRANS_TIMER), vec![hop]);
         assert_eq!(t.due(t0 + 2 * RETRANS_TIMER), vec![hop]);
         assert!(t.due(t0 + 3 * RETRANS_TIMER).is_empty(), "gave up after 3");
         assert_eq!(t.unresolved(), vec![hop]);
-        assert_eq!(t.due(t0 + 3 * RETRANS_TIMER + RETRY_AFTER_FAILURE), vec![hop]);
+        assert_eq!(
+            t.due(t0 + 3 * RETRANS_TIMER + RETRY_AFTER_FAILURE),
+            vec![hop]
+        );
         assert!(t.learn(hop, PEER));
         assert!(!t.learn(hop, PEER), "same MAC is no change");
         assert_eq!(t.lookup(&hop), Some(PEER));
