@@ -374,19 +374,14 @@ impl Config {
                     "a PCI address or a DPDK virtual device string is needed".into(),
                 );
             }
-            let overhead = TUNNEL_HEADER
-                + if a.encap_limit.is_some() {
-                    TEL_HEADER
-                } else {
-                    0
-                };
-            if p.mtu < MIN_MTU + overhead || p.mtu > MAX_MTU {
+            // A link MTU below 1280 + tunnel overhead is allowed: RFC 2473 §7.1 (b) has the
+            // entry point fragment tunnel packets whose inner packet is at most 1280 bytes.
+            if p.mtu < MIN_MTU || p.mtu > MAX_MTU {
                 bad(
                     format!("ports[{i}].mtu"),
                     format!(
-                        "{} is outside {}..={MAX_MTU}: the tunnel MTU (link MTU - {overhead}) must stay at least the IPv6 minimum {MIN_MTU}",
-                        p.mtu,
-                        MIN_MTU + overhead
+                        "{} is outside {MIN_MTU}..={MAX_MTU} (IPv6 needs at least {MIN_MTU})",
+                        p.mtu
                     ),
                 );
             }
@@ -758,8 +753,8 @@ mod tests {
             ),
             (
                 "mtu = 1500",
-                "mtu = 1300",
-                "ports[0].mtu: 1300 is outside 1320..=9216",
+                "mtu = 1200",
+                "ports[0].mtu: 1200 is outside 1280..=9216",
             ),
             (
                 "weight = 3",

@@ -200,7 +200,28 @@ impl Decoder {
             return Ok(());
         };
         let (psrc, pdst) = (chain.pseudo_header_src(src), chain.pseudo_header_dst(dst));
-        match chain.upper_layer {
+        let result = self.upper(chain.upper_layer, upper, depth, &psrc, &pdst);
+        match result {
+            // A first fragment holds only the start of its upper layer: what is there was
+            // decoded, the rest is in later fragments.
+            Err(Error::Truncated(_)) if chain.fragment.is_some_and(|f| f.header.more_fragments) => {
+                self.say(format_args!("(continued in later fragments) "));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn upper(
+        &mut self,
+        protocol: u8,
+        upper: &[u8],
+        depth: usize,
+        psrc: &Ipv6Addr,
+        pdst: &Ipv6Addr,
+    ) -> Result<(), Error> {
+        let (psrc, pdst) = (*psrc, *pdst);
+        match protocol {
             proto::IPV6 if depth < MAX_TUNNEL_DEPTH => {
                 self.say(format_args!("IPv6-in-IPv6 [ "));
                 self.prefix = "inner.";
