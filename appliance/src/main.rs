@@ -96,16 +96,10 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    match Config::load(file) {
-        Ok(c) => {
-            println!("ok: {}", c.summary());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    let report = anycast6::config::check_config_file(file);
+    print!("{}", report.stdout);
+    eprint!("{}", report.stderr);
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn run(file: &Path, duration: Option<f64>, stats: bool, json: bool) -> anyhow::Result<ExitCode> {
