@@ -99,7 +99,11 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     let report = anycast6::config::check_config_file(file);
     print!("{}", report.stdout);
     eprint!("{}", report.stderr);
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn run(file: &Path, duration: Option<f64>, stats: bool, json: bool) -> anyhow::Result<ExitCode> {
