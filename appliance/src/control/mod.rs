@@ -1,3 +1,4 @@
 //! The control plane: what the management thread does, written sans I/O.
 
 pub mod neighbour;
+pub mod registration;
