@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Data-plane rate of the appliance (`anycast6 run`) against `dpdk-testpmd` io and 5tswap,
+# on identical virtual devices, one forwarding/worker lcore each, in the same run:
+#
+#   port 0: net_pcap0,rx_pcap=K-clients.pcap,infinite_rx=1   (no tx_pcap: TX drops)
+#   port 1: net_null0,no-rx=1                                  (the members' side)
+#
+# The pcap holds one 126-byte Ethernet/IPv6/UDP frame (64-byte payload) per client, K
+# distinct client addresses, all to the service 2001:db8:100::1 (client affinity, 8
+# members behind port 1), replayed forever by net_pcap. Every frame is tunnelled out of
+# port 1 (RFC 2473, +40 octets). Figures are Mpps, the median of the per-second samples
+# after the first (start-up, affinity fill): testpmd's port 1 Tx-pps, the appliance's
+# `--stats` line (rx Mpps; the script checks forwarded == rx and nothing dropped).
+#
+#   bench/run-dataplane.sh                               # K = 1e3 1e5 1e6, 10 s, 1 round
+#   SECONDS_PER_RUN=5 ROUNDS=2 KS="100000" bench/run-dataplane.sh
+#   TWO_WORKERS=0 MEMORY=0 bench/run-dataplane.sh        # skip the extra runs
+#
+# TWO_WORKERS=1 (default) adds, for K = 1e5, the appliance with 2 workers and testpmd
+# 5tswap with 2 forwarding lcores: port 0 gets two rx_pcap files (clients split by index
+# parity, standing in for RSS), and the EAL gets `--lcores 0@0,1@0,2@1` (lcores 1 and 2 on
+# CPUs 0 and 1; the main lcore shares CPU 0) through bench/src/bin/run-lcore-map.rs,
+# because dataplane.lcores only takes a plain list and DPDK refuses lcore ids above the
+# CPU count. MEMORY=1 (default) reports the appliance's VmRSS at K = 1e6 with the sized
+# affinity table and with the smallest one (1024), same mempool: the difference is the
+# table's memory.
+#
+# Needs dpdk-testpmd (Debian package `dpdk`; scripts/setup installs it). Runs on ordinary
+# memory (--no-huge), like the DPDK-layer benchmark (crates/dpdk/bench/fwd-vs-testpmd.sh).
+set -euo pipefail
+
+secs=${SECONDS_PER_RUN:-10}
+rounds=${ROUNDS:-1}
+ks=${KS:-1000 100000 1000000}
+two_workers=${TWO_WORKERS:-1}
+memory=${MEMORY:-1}
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+work=$(mktemp -d /tmp/anycast6-dataplane.XXXXXX)
+# testpmd leaves its (empty) runtime directory behind; rmdir removes it only when empty.
+trap 'rm -rf "$work"; rmdir "/var/run/dpdk/tp-$$" "${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/tp-$$" 2>/dev/null || true' EXIT
+
+command -v dpdk-testpmd >/dev/null || { echo "error: dpdk-testpmd not found; run scripts/setup" >&2; exit 1; }
+
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build -q --release -p anycast6 -p anycast6-bench --bins)
+anycast6=$target/release/anycast6
+run_lcore_map=$target/release/run-lcore-map
+gen=$target/release/gen-clients-pcap
+
+# Mbufs: the K frames net_pcap keeps for infinite_rx plus 8192 for rings and bursts, as
+# 2^n - 1 (the mempool ring's size). testpmd gets the same number (--total-num-mbufs).
+mbufs_for() { local n=1; while ((n - 1 < $1 + 8192)); do ((n *= 2)); done; echo $((n - 1)); }
+# EAL memory (MB) for that many ~2.4 KB mbufs plus headroom; at least the usual 1024.
+mem_for() { local m=$(($1 * 5 / 2 / 1024 + 512)); ((m < 1024)) && m=1024; echo $m; }
+# Affinity entries: a power of two >= 4/3 K (the table is 8-way set-associative; at 3/4
+# load few flows compete for a bucket), at least the minimum 1024.
+capacity_for() { local n=1024; while ((n * 3 < $1 * 4)); do ((n *= 2)); done; echo $n; }
+
+median() { # reads one sample per line; prints the median in Mpps (input in pps or Mpps)
+    sort -g | awk -v scale="$1" '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "n/a"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%.3f\n", m / scale
+        }'
+}
+
+# Port 1 Tx-pps samples of testpmd, without the leading zeros and the first non-zero one.
+testpmd_samples() {
+    awk '
+        /NIC statistics for port/ { port = $(NF-1) }
+        /Tx-pps:/ && port == 1 {
+            if (!started && $2 == 0) next
+            if (!started) { started = 1; next }
+            print $2
+        }' "$1"
+}
+
+# The appliance's per-second "rx N (X Mpps)" samples, without the first.
+appliance_samples() {
+    sed -n 's/^\[ *[0-9.]*s\] rx [0-9]* (\([0-9.]*\) Mpps).*/\1/p' "$1" | tail -n +2
+}
+
+run_testpmd() { # log mode mbufs mem lcore-args forwarding-cores port0 [extra...]
+    local log=$1 mode=$2 mbufs=$3 mem=$4 lcores=$5 cores=$6 p0=$7
+    shift 7
+    # shellcheck disable=SC2086
+    timeout -s INT "$((secs + 2))" dpdk-testpmd --no-huge -m "$mem" --no-shconf --no-pci \
+        --no-telemetry --file-prefix "tp-$$" $lcores --log-level warning \
+        --vdev "$p0" --vdev "net_null0,no-rx=1" -- \
+        --forward-mode="$mode" --nb-cores="$cores" --stats-period 1 --auto-start \
+        --no-mlockall --no-flush-rx --total-num-mbufs="$mbufs" "$@" >"$log" 2>&1 || true
+    testpmd_samples "$log" | median 1e6
+}
+
+write_config() { # file port0-device workers capacity mbufs mem
+    cat >"$1" <<EOF
+[appliance]
+tunnel_address = "2001:db8:ff::1"
+
+[dataplane]
+workers = $3
+lcores = "0-$3"
+affinity_capacity = $4
+mempool_size = $5
+# After the virtual-device defaults' "-m 1024": the EAL takes the last -m.
+eal_args = ["-m", "$6"]
+
+[[ports]]
+name = "clients"
+device = "$2"
+mac = "02:00:00:00:00:01"
+next_hop_mac = "02:00:00:00:00:fe"
+
+[[ports]]
+name = "null"
+device = "net_null0,no-rx=1"
+mac = "02:00:00:00:00:02"
+next_hop_mac = "02:00:00:00:00:fd"
+
+[[services]]
+address = "2001:db8:100::1"
+affinity = "client"
+port = "null"
+maglev_size = 65537
+EOF
+    for m in 0 1 2 3 4 5 6 7; do
+        printf '\n[[services.members]]\ncare_of = "2001:db8:2::%x"\n' $((0x10 + m)) >>"$1"
+    done
+}
+
+# Runs the appliance (or run-lcore-map when $lcore_map is set). Prints one line: median
+# Mpps, forwarded/elapsed Mpps, "ok" (forwarded == rx, nothing dropped, all sent on port 1)
+# or "MISMATCH", and VmRSS in kB half-way through the run.
+run_appliance() { # log config
+    local log=$1 config=$2 pid rss
+    if [[ -n ${lcore_map:-} ]]; then
+        "$run_lcore_map" --config "$config" --duration "$secs" --lcores "$lcore_map" \
+            >"$log.json" 2>"$log" &
+    else
+        "$anycast6" run --config "$config" --duration "$secs" --stats --json \
+            >"$log.json" 2>"$log" &
+    fi
+    pid=$!
+    sleep "$((secs / 2 + 1))"
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo n/a)
+    if ! wait "$pid"; then
+        echo "error: the appliance failed:" >&2
+        cat "$log" >&2
+        return 1
+    fi
+    printf '%s %s %s\n' "$(appliance_samples "$log" | median 1)" "$(check_counters "$log.json")" "$rss"
+}
+
+# "forwarded/elapsed-Mpps ok|MISMATCH" from the appliance's final JSON counters.
+check_counters() {
+    python3 - "$1" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+drops = sum(v for k, v in r.items() if k.startswith("drop_")) + r["tx_full"]
+ok = (r["forwarded"] == r["rx_packets"] and drops == 0
+      and r["port.null"]["opackets"] == r["forwarded"])
+print(f'{r["forwarded"] / r["elapsed_seconds"] / 1e6:.3f} {"ok" if ok else "MISMATCH"}')
+EOF
+}
+
+ratio_of() { awk -v a="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", a / t; else print "n/a" }'; }
+
+echo "load before: $(uptime | sed 's/.*load average: //')"
+printf '%-9s %-5s %9s %9s %9s %9s %7s %6s  %s\n' K round io 5tswap appl appl-avg ratio load1 check
+for k in $ks; do
+    pcap=$work/clients-$k.pcap
+    "$gen" "$pcap" "$k"
+    mbufs=$(mbufs_for "$k")
+    mem=$(mem_for "$mbufs")
+    cap=$(capacity_for "$k")
+    dev="net_pcap0,rx_pcap=$pcap,infinite_rx=1"
+    write_config "$work/k$k.toml" "$dev" 1 "$cap" "$mbufs" "$mem"
+    for ((r = 1; r <= rounds; r++)); do
+        io=$(run_testpmd "$work/io-$k-$r.log" io "$mbufs" "$mem" "-l 0,1" 1 "$dev")
+        swap=$(run_testpmd "$work/5tswap-$k-$r.log" 5tswap "$mbufs" "$mem" "-l 0,1" 1 "$dev")
+        lcore_map=""
+        out=$(run_appliance "$work/appl-$k-$r.log" "$work/k$k.toml")
+        read -r appl avg status rss <<<"$out"
+        printf '%-9s %-5s %9s %9s %9s %9s %7s %6s  %s\n' "$k" "$r" "$io" "$swap" "$appl" "$avg" \
+            "$(ratio_of "$appl" "$swap")" "$(cut -d' ' -f1 /proc/loadavg)" \
+            "$status rss=${rss}kB mbufs=$mbufs capacity=$cap"
+    done
+done
+
+if [[ $two_workers == 1 ]]; then
+    k=100000
+    "$gen" "$work/split-$k.pcap" "$k" 2
+    mbufs=$(mbufs_for "$k")
+    mem=$(mem_for "$mbufs")
+    cap=$(capacity_for $((k / 2)))
+    dev="net_pcap0,rx_pcap=$work/split-$k.pcap.0,rx_pcap=$work/split-$k.pcap.1,infinite_rx=1"
+    write_config "$work/two-$k.toml" "$dev" 2 "$cap" "$mbufs" "$mem"
+    echo
+    echo "2 workers / 2 forwarding lcores, K = $k, --lcores 0@0,1@0,2@1 (main lcore shares CPU 0):"
+    for ((r = 1; r <= rounds; r++)); do
+        swap=$(run_testpmd "$work/5tswap-two-$r.log" 5tswap "$mbufs" "$mem" \
+            "--lcores 0@0,1@0,2@1" 2 "$dev" --rxq=2 --txq=2)
+        lcore_map="0@0,1@0,2@1"
+        out=$(run_appliance "$work/appl-two-$r.log" "$work/two-$k.toml")
+        lcore_map=""
+        read -r appl avg status rss <<<"$out"
+        echo "round $r: testpmd 5tswap $swap Mpps, appliance $appl Mpps (avg $avg, $status)," \
+            "ratio $(ratio_of "$appl" "$swap"), load $(cut -d' ' -f1 /proc/loadavg)"
+    done
+fi
+
+if [[ $memory == 1 ]]; then
+    k=1000000
+    [[ -f $work/clients-$k.pcap ]] || "$gen" "$work/clients-$k.pcap" "$k"
+    mbufs=$(mbufs_for "$k")
+    mem=$(mem_for "$mbufs")
+    cap=$(capacity_for "$k")
+    dev="net_pcap0,rx_pcap=$work/clients-$k.pcap,infinite_rx=1"
+    write_config "$work/mem-big.toml" "$dev" 1 "$cap" "$mbufs" "$mem"
+    write_config "$work/mem-small.toml" "$dev" 1 1024 "$mbufs" "$mem"
+    out=$(run_appliance "$work/mem-big.log" "$work/mem-big.toml")
+    big=${out##* }
+    out=$(run_appliance "$work/mem-small.log" "$work/mem-small.toml")
+    small=${out##* }
+    echo
+    awk -v b="$big" -v s="$small" -v cap="$cap" -v k="$k" 'BEGIN {
+        d = (b - s) * 1024
+        printf "memory, K = %d: VmRSS %d kB with %d affinity entries, %d kB with 1024: %.1f MB for the table = %.1f bytes per entry, %.1f bytes per active flow\n", k, b, cap, s, d / 1e6, d / (cap - 1024), d / k
+    }'
+fi
+echo
+echo "load after: $(uptime | sed 's/.*load average: //')"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), hugepages: no (--no-huge)"
