@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anycast6::config::{Config, RssConfig};
-use anycast6::runtime::{PortPlan, RunPlan};
+use anycast6::config::Config;
+use anycast6::runtime::RunPlan;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -114,33 +114,7 @@ fn run(file: &Path, duration: Option<f64>, stats: bool, json: bool) -> anyhow::R
         None => None,
     };
     let prefix = format!("anycast6-{}", std::process::id());
-    let plan = RunPlan {
-        eal_args: config.eal_args(&prefix),
-        ports: config
-            .ports
-            .iter()
-            .map(|p| PortPlan {
-                name: p.name.clone(),
-                device: p.device.clone(),
-                mtu: p.mtu,
-                mac: p.mac,
-                next_hop: p.next_hop,
-                next_hop_mac: p.next_hop_mac,
-            })
-            .collect(),
-        workers: config.dataplane.workers,
-        mempool_size: config.dataplane.mempool_size,
-        affinity_capacity: config.dataplane.affinity_capacity,
-        affinity_idle_timeout: config.dataplane.affinity_idle_timeout,
-        rss: match config.dataplane.rss {
-            RssConfig::Addresses => anycast6_dpdk::RssMode::Ipv6Addresses,
-            RssConfig::FiveTuple => anycast6_dpdk::RssMode::Ipv6FiveTuple,
-        },
-        spec: config.snapshot_spec(),
-        duration,
-        stats_interval: Duration::from_secs(1),
-        force_stats: stats,
-    };
+    let plan = RunPlan::from_config(&config, &prefix, duration, stats);
     eprintln!("anycast6: {} ({})", config.summary(), file.display());
     let report = anycast6::runtime::run(plan)?;
     if json {

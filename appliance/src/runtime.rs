@@ -68,6 +68,46 @@ pub struct RunPlan {
     pub force_stats: bool,
 }
 
+impl RunPlan {
+    /// The plan for a validated configuration: its EAL arguments (with `file_prefix`), ports,
+    /// worker and table sizes, and the snapshot of its static members.
+    pub fn from_config(
+        config: &crate::config::Config,
+        file_prefix: &str,
+        duration: Option<Duration>,
+        force_stats: bool,
+    ) -> RunPlan {
+        use crate::config::RssConfig;
+        RunPlan {
+            eal_args: config.eal_args(file_prefix),
+            ports: config
+                .ports
+                .iter()
+                .map(|p| PortPlan {
+                    name: p.name.clone(),
+                    device: p.device.clone(),
+                    mtu: p.mtu,
+                    mac: p.mac,
+                    next_hop: p.next_hop,
+                    next_hop_mac: p.next_hop_mac,
+                })
+                .collect(),
+            workers: config.dataplane.workers,
+            mempool_size: config.dataplane.mempool_size,
+            affinity_capacity: config.dataplane.affinity_capacity,
+            affinity_idle_timeout: config.dataplane.affinity_idle_timeout,
+            rss: match config.dataplane.rss {
+                RssConfig::Addresses => RssMode::Ipv6Addresses,
+                RssConfig::FiveTuple => RssMode::Ipv6FiveTuple,
+            },
+            spec: config.snapshot_spec(),
+            duration,
+            stats_interval: Duration::from_secs(1),
+            force_stats,
+        }
+    }
+}
+
 /// Counters the runtime keeps besides the pipeline's (per worker, published by stores).
 #[derive(Debug, Default)]
 struct RuntimeCounters {

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anycast6::config::{Config, RssConfig};
-use anycast6::runtime::{PortPlan, RunPlan};
+use anycast6::config::Config;
+use anycast6::runtime::RunPlan;
 use anyhow::{bail, Context, Result};
 
 fn main() -> Result<()> {
@@ -37,39 +37,19 @@ fn main() -> Result<()> {
         bail!("--duration {seconds}: give a positive number of seconds");
     }
     let config = Config::load(&file)?;
-    let mut eal_args = config.eal_args(&format!("anycast6-{}", std::process::id()));
-    let l = eal_args
+    let mut plan = RunPlan::from_config(
+        &config,
+        &format!("anycast6-{}", std::process::id()),
+        Some(Duration::from_secs_f64(seconds)),
+        true,
+    );
+    let l = plan
+        .eal_args
         .iter()
         .position(|a| a == "-l")
         .context("the EAL arguments have no -l")?;
-    eal_args.splice(l..l + 2, ["--lcores".to_owned(), lcores]);
-    let plan = RunPlan {
-        eal_args,
-        ports: config
-            .ports
-            .iter()
-            .map(|p| PortPlan {
-                name: p.name.clone(),
-                device: p.device.clone(),
-                mtu: p.mtu,
-                mac: p.mac,
-                next_hop: p.next_hop,
-                next_hop_mac: p.next_hop_mac,
-            })
-            .collect(),
-        workers: config.dataplane.workers,
-        mempool_size: config.dataplane.mempool_size,
-        affinity_capacity: config.dataplane.affinity_capacity,
-        affinity_idle_timeout: config.dataplane.affinity_idle_timeout,
-        rss: match config.dataplane.rss {
-            RssConfig::Addresses => anycast6_dpdk::RssMode::Ipv6Addresses,
-            RssConfig::FiveTuple => anycast6_dpdk::RssMode::Ipv6FiveTuple,
-        },
-        spec: config.snapshot_spec(),
-        duration: Some(Duration::from_secs_f64(seconds)),
-        stats_interval: Duration::from_secs(1),
-        force_stats: true,
-    };
+    plan.eal_args
+        .splice(l..l + 2, ["--lcores".to_owned(), lcores]);
     eprintln!("run-lcore-map: {} ({})", config.summary(), file.display());
     let report = anycast6::runtime::run(plan)?;
     println!("{}", report.to_json());
