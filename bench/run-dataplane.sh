@@ -50,8 +50,9 @@ gen=$target/release/gen-clients-pcap
 # Mbufs: the K frames net_pcap keeps for infinite_rx plus 8192 for rings and bursts, as
 # 2^n - 1 (the mempool ring's size). testpmd gets the same number (--total-num-mbufs).
 mbufs_for() { local n=1; while ((n - 1 < $1 + 8192)); do ((n *= 2)); done; echo $((n - 1)); }
-# EAL memory (MB) for that many ~2.4 KB mbufs plus headroom; at least the usual 1024.
-mem_for() { local m=$(($1 * 5 / 2 / 1024 + 512)); ((m < 1024)) && m=1024; echo $m; }
+# EAL memory (MB): about twice the pool's ~2.4 KB per mbuf, plus 1 GB. Without hugepages
+# the EAL could not place 2^20 - 1 mbufs (2.5 GB) in 3 or 4 GB (ENOMEM); 6 GB works.
+mem_for() { echo $(($1 * 5 / 1024 + 1024)); }
 # Affinity entries: a power of two >= 4/3 K (the table is 8-way set-associative; at 3/4
 # load few flows compete for a bucket), at least the minimum 1024.
 capacity_for() { local n=1024; while ((n * 3 < $1 * 4)); do ((n *= 2)); done; echo $n; }
