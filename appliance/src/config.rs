@@ -810,6 +810,7 @@ impl Config {
                         weight: m.weight,
                         status: MemberStatus::Active,
                         mac: m.mac,
+                        stats_slot: 0,
                     })
                     .collect(),
             })

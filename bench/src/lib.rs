@@ -48,6 +48,7 @@ pub fn spec(members: u32) -> SnapshotSpec {
                     weight: 1,
                     status: MemberStatus::Active,
                     mac: None,
+                    stats_slot: (i % 4096) as u16,
                 })
                 .collect(),
         }],

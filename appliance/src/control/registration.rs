@@ -755,6 +755,8 @@ impl Registrar {
                     weight: b.weight,
                     status: MemberStatus::Active,
                     mac: None,
+                    // Slots are the control plane's to assign across all services.
+                    stats_slot: 0,
                 })
             })
             .collect();
@@ -1433,6 +1435,7 @@ mod tests {
                 weight: 1,
                 status: MemberStatus::Active,
                 mac: None,
+                stats_slot: 0,
             }]
         );
         assert!(r.members(&s2()).is_empty());

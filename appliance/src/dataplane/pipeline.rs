@@ -960,6 +960,7 @@ mod tests {
             weight: 1,
             status,
             mac: None,
+            stats_slot: id as u16,
         }
     }
 

@@ -105,7 +105,13 @@ pub struct MemberSpec {
     pub status: MemberStatus,
     /// The member's MAC when it is on-link; `None` sends through the port's next hop.
     pub mac: Option<MacAddr>,
+    /// Index of the member's traffic counters in each worker (below [`MEMBER_SLOTS`]),
+    /// assigned by the control plane and unique among the members of a snapshot.
+    pub stats_slot: u16,
 }
+
+/// Per-worker traffic counter slots for members: the most members one snapshot may hold.
+pub const MEMBER_SLOTS: usize = 4096;
 
 /// One anycast service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +166,8 @@ pub enum SnapshotError {
     ServicePort { service: usize, port: u16 },
     #[error("service {service}: member id {id} appears twice")]
     DuplicateMemberId { service: usize, id: u32 },
+    #[error("service {service}, member {id}: counter slot {slot} is not below {MEMBER_SLOTS}")]
+    StatsSlot { service: usize, id: u32, slot: u16 },
     #[error("service {service}: care-of address {care_of} appears twice")]
     DuplicateCareOf { service: usize, care_of: Ipv6Addr },
     #[error(
@@ -196,6 +204,7 @@ pub struct Member {
     pub weight: u32,
     pub status: MemberStatus,
     pub mac: Option<MacAddr>,
+    pub stats_slot: u16,
 }
 
 impl Member {
@@ -350,6 +359,7 @@ impl Snapshot {
                     weight: m.weight,
                     status: m.status,
                     mac: m.mac,
+                    stats_slot: m.stats_slot,
                 })
                 .collect();
             members.sort_unstable_by_key(|m| m.id);
@@ -362,6 +372,13 @@ impl Snapshot {
                 }
             }
             for (j, m) in members.iter().enumerate() {
+                if usize::from(m.stats_slot) >= MEMBER_SLOTS {
+                    return Err(SnapshotError::StatsSlot {
+                        service: i,
+                        id: m.id,
+                        slot: m.stats_slot,
+                    });
+                }
                 let c = m.care_of;
                 let is_service = service_index
                     .binary_search_by_key(&u128::from(c), |e| e.0)
@@ -539,6 +556,7 @@ mod tests {
             weight: 1,
             status,
             mac: None,
+            stats_slot: id as u16,
         }
     }
 

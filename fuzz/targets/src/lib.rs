@@ -1152,6 +1152,7 @@ pub fn pipeline(data: &[u8]) {
             weight: id,
             status,
             mac: None,
+            stats_slot: id as u16,
         };
         let spec = SnapshotSpec {
             tunnel: TunnelSpec {
