@@ -74,6 +74,104 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    /// Absent: the appliance is no home agent, every home-registration BU gets BA 131.
+    #[serde(default)]
+    pub registration: Option<RegistrationConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[registration]`: home registration by members (RFC 6275 §10.3, PROTOCOL.md §1.9).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// RFC 4285 MN-HA keys by SPI (docs/operations.md): a separate file, which must not be
+    /// readable by group or others.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Prefixes (`"2001:db8:2::/64"`) whose care-of addresses may register without
+    /// authentication.
+    #[serde(default, deserialize_with = "de_prefix_list")]
+    pub trusted_prefixes: Vec<(Ipv6Addr, u8)>,
+    /// How far a Replay Protection timestamp may be from the appliance's clock, seconds.
+    #[serde(default = "default_replay_window")]
+    pub replay_window: u32,
+    /// Longest lifetime granted, seconds (rounded down to 4-second units, RFC 6275 §6.1.7).
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime: u32,
+    /// Binding Refresh Advice as a percentage of the granted lifetime.
+    #[serde(default = "default_refresh_percent")]
+    pub refresh_percent: u8,
+    /// Weight of a member until it reports one.
+    #[serde(default = "default_weight")]
+    pub default_weight: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            key_file: None,
+            trusted_prefixes: Vec::new(),
+            replay_window: default_replay_window(),
+            max_lifetime: default_max_lifetime(),
+            refresh_percent: default_refresh_percent(),
+            default_weight: default_weight(),
+        }
+    }
+}
+
+/// `[admin]`: the local admin socket and the metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Unix socket `anycast6 ctl` talks to; `""` disables it.
+    #[serde(default = "default_admin_socket")]
+    pub socket: PathBuf,
+    /// `address:port` serving Prometheus text metrics at `/metrics`; absent: none.
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: default_admin_socket(),
+            metrics: None,
+        }
+    }
+}
+
+/// `[services.health]`: how members of a service are checked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// `"echo"` (ICMPv6 echo to the care-of address), `"tcp"` (SYN to care-of:port) or
+    /// `"tunnel"` (echo to the service address through the member's tunnel).
+    pub kind: HealthKind,
+    /// TCP port, for `kind = "tcp"` only.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Milliseconds between probes of one member.
+    #[serde(default = "default_health_interval")]
+    pub interval_ms: u32,
+    /// Milliseconds a probe may take; at most `interval_ms`.
+    #[serde(default = "default_health_timeout")]
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down member back.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take a member out.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+/// `services.health.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthKind {
+    Echo,
+    Tcp,
+    Tunnel,
 }
 
 /// `[appliance]`: the appliance's addresses and tunnel entry-point parameters.
@@ -230,6 +328,18 @@ pub struct ServiceConfig {
     /// Static members.
     #[serde(default)]
     pub members: Vec<MemberConfig>,
+    /// Whether members may register for this service by Binding Update (else BA 131).
+    #[serde(default = "default_true")]
+    pub accept_registrations: bool,
+    /// Most registered members at once (more get BA 130).
+    #[serde(default = "default_max_bindings")]
+    pub max_bindings: usize,
+    /// Seconds a draining member keeps its established flows before it is removed.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: u32,
+    /// Health checks of the members; absent: none (members count as healthy).
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
 }
 
 /// `[[services.members]]`: one static member.
@@ -282,6 +392,59 @@ fn default_maglev_size() -> u32 {
 }
 fn default_weight() -> u32 {
     1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_replay_window() -> u32 {
+    7
+}
+fn default_max_lifetime() -> u32 {
+    600
+}
+fn default_refresh_percent() -> u8 {
+    80
+}
+fn default_admin_socket() -> PathBuf {
+    PathBuf::from("/run/anycast6/admin.sock")
+}
+fn default_max_bindings() -> usize {
+    256
+}
+fn default_drain_timeout() -> u32 {
+    300
+}
+fn default_health_interval() -> u32 {
+    1000
+}
+fn default_health_timeout() -> u32 {
+    500
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+
+fn de_prefix_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Ipv6Addr, u8)>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .map(|s| parse_prefix(s))
+        .collect::<Result<_, _>>()
+        .map_err(de::Error::custom)
+}
+
+/// `address/length`, length 0..=128.
+pub fn parse_prefix(s: &str) -> Result<(Ipv6Addr, u8), String> {
+    let bad = || format!("{s:?} is not an IPv6 prefix like \"2001:db8:2::/64\"");
+    let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+    let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    if len > 128 {
+        return Err(bad());
+    }
+    Ok((addr, len))
 }
 
 fn de_ipv6<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Addr, D::Error> {
@@ -838,7 +1001,147 @@ impl Config {
         self.check_dataplane(&mut f);
         self.check_ports(&mut f);
         self.check_services(&mut f);
+        self.check_registration(&mut f);
+        self.check_admin(&mut f);
         f
+    }
+
+    fn check_registration(&self, f: &mut Findings) {
+        let Some(r) = &self.registration else {
+            return;
+        };
+        if !(1..=3600).contains(&r.replay_window) {
+            f.error(
+                "registration.replay_window",
+                format!("{} is outside 1..=3600 seconds", r.replay_window),
+            );
+        }
+        // RFC 6275 §6.1.7: the Lifetime field counts 4-second units in 16 bits.
+        let max = u32::from(u16::MAX) * 4;
+        if !(4..=max).contains(&r.max_lifetime) {
+            f.error(
+                "registration.max_lifetime",
+                format!("{} is outside 4..={max} seconds", r.max_lifetime),
+            );
+        } else if r.max_lifetime % 4 != 0 {
+            f.warn(
+                "registration.max_lifetime",
+                format!(
+                    "{} is rounded down to {} (4-second units)",
+                    r.max_lifetime,
+                    r.max_lifetime / 4 * 4
+                ),
+            );
+        }
+        if !(1..=99).contains(&r.refresh_percent) {
+            f.error(
+                "registration.refresh_percent",
+                format!("{} is outside 1..=99", r.refresh_percent),
+            );
+        }
+        if r.default_weight > MAX_WEIGHT {
+            f.error(
+                "registration.default_weight",
+                format!("{} is above {MAX_WEIGHT}", r.default_weight),
+            );
+        }
+        for (i, (addr, len)) in r.trusted_prefixes.iter().enumerate() {
+            let key = format!("registration.trusted_prefixes[{i}]");
+            let host_bits = if *len == 0 {
+                u128::from(*addr)
+            } else {
+                u128::from(*addr) & (u128::MAX >> len)
+            };
+            if host_bits != 0 {
+                f.warn(
+                    &key,
+                    format!("{addr}/{len} has bits set after the prefix length; they are ignored"),
+                );
+            }
+            if *len < 32 {
+                f.warn(
+                    &key,
+                    format!(
+                        "{addr}/{len} trusts a very large part of the address space to \
+                         register without authentication"
+                    ),
+                );
+            }
+        }
+        if let Some(path) = &r.key_file {
+            if let Err(e) = crate::control::keys::KeyTable::load(path) {
+                f.error("registration.key_file", e.to_string());
+            }
+        }
+        let accepting = self.services.iter().any(|s| s.accept_registrations);
+        if accepting && r.key_file.is_none() && r.trusted_prefixes.is_empty() {
+            f.warn(
+                "registration",
+                "neither key_file nor trusted_prefixes is set: every Binding Update will be \
+                 refused with status 129",
+            );
+        }
+    }
+
+    fn check_admin(&self, f: &mut Findings) {
+        let a = &self.admin;
+        if !a.socket.as_os_str().is_empty() && a.socket.is_relative() {
+            f.error(
+                "admin.socket",
+                format!(
+                    "{} is a relative path; give an absolute one",
+                    a.socket.display()
+                ),
+            );
+        }
+        if let Some(addr) = a.metrics {
+            if !addr.ip().is_loopback() {
+                f.warn(
+                    "admin.metrics",
+                    format!(
+                        "{addr} is reachable from the network; metrics reveal member \
+                         addresses and load"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn check_health(&self, f: &mut Findings, i: usize, s: &ServiceConfig) {
+        let Some(h) = &s.health else {
+            return;
+        };
+        let key = |k: &str| format!("services[{i}].health.{k}");
+        match (h.kind, h.port) {
+            (HealthKind::Tcp, None) => f.error(key("port"), "is required when kind = \"tcp\""),
+            (HealthKind::Tcp, Some(0)) => f.error(key("port"), "0 is not a TCP port"),
+            (HealthKind::Echo | HealthKind::Tunnel, Some(_)) => {
+                f.error(key("port"), "is only for kind = \"tcp\"")
+            }
+            _ => {}
+        }
+        if !(10..=3_600_000).contains(&h.interval_ms) {
+            f.error(
+                key("interval_ms"),
+                format!("{} is outside 10..=3600000", h.interval_ms),
+            );
+        }
+        if h.timeout_ms == 0 || h.timeout_ms > h.interval_ms {
+            // One probe outstanding per member: the bound on detection time
+            // (interval x fall + one interval) needs timeout <= interval.
+            f.error(
+                key("timeout_ms"),
+                format!(
+                    "{} is outside 1..=interval_ms ({})",
+                    h.timeout_ms, h.interval_ms
+                ),
+            );
+        }
+        for (name, v) in [("rise", h.rise), ("fall", h.fall)] {
+            if !(1..=100).contains(&v) {
+                f.error(key(name), format!("{v} is outside 1..=100"));
+            }
+        }
     }
 
     fn check_appliance(&self, f: &mut Findings) {
@@ -1180,10 +1483,12 @@ impl Config {
                 }
             }
             if s.members.is_empty() {
-                f.warn(
-                    format!("services[{i}].members"),
-                    "no static member: the service takes no flows until a member registers",
-                );
+                let why = if self.registration.is_some() && s.accept_registrations {
+                    "no static member: the service takes no flows until a member registers"
+                } else {
+                    "no static member and no registrations: the service takes no flows"
+                };
+                f.warn(format!("services[{i}].members"), why);
             } else if s.members.iter().all(|m| m.weight == 0) {
                 f.warn(
                     format!("services[{i}].members"),
@@ -1191,6 +1496,31 @@ impl Config {
                 );
             }
             self.check_members(f, i, s, &local);
+            self.check_health(f, i, s);
+            if s.max_bindings == 0 && s.accept_registrations {
+                f.error(
+                    key("max_bindings"),
+                    "0 admits no registration; set accept_registrations = false instead",
+                );
+            } else if s.max_bindings > crate::dataplane::snapshot::MEMBER_SLOTS {
+                f.error(
+                    key("max_bindings"),
+                    format!(
+                        "{} is above {}, the most members the data plane counts",
+                        s.max_bindings,
+                        crate::dataplane::snapshot::MEMBER_SLOTS
+                    ),
+                );
+            }
+            if s.drain_timeout > MAX_AFFINITY_IDLE_TIMEOUT {
+                f.error(
+                    key("drain_timeout"),
+                    format!(
+                        "{} is above {MAX_AFFINITY_IDLE_TIMEOUT} seconds",
+                        s.drain_timeout
+                    ),
+                );
+            }
         }
     }
 
@@ -1447,6 +1777,113 @@ care_of = "2001:db8:2::10"
         assert_eq!(s.maglev_size, 65_537);
         assert_eq!((s.members[0].weight, s.members[0].mac), (1, None));
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    #[test]
+    fn registration_admin_and_health_sections() {
+        let text = format!(
+            "{MINIMAL}\n[services.health]\nkind = \"tcp\"\nport = 80\n\
+             [registration]\ntrusted_prefixes = [\"2001:db8:2::/64\"]\nmax_lifetime = 100\n\
+             [admin]\nsocket = \"/tmp/a.sock\"\nmetrics = \"127.0.0.1:9106\"\n"
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        let r = c.registration.as_ref().unwrap();
+        assert_eq!(r.trusted_prefixes, [("2001:db8:2::".parse().unwrap(), 64)]);
+        assert_eq!(
+            (r.replay_window, r.max_lifetime, r.refresh_percent),
+            (7, 100, 80)
+        );
+        let h = c.services[0].health.as_ref().unwrap();
+        assert_eq!(
+            (h.kind, h.port, h.interval_ms, h.timeout_ms),
+            (HealthKind::Tcp, Some(80), 1000, 500)
+        );
+        assert_eq!((h.rise, h.fall), (2, 3));
+        assert_eq!(c.admin.metrics.unwrap().port(), 9106);
+        assert!(c.services[0].accept_registrations);
+        assert_eq!(
+            (c.services[0].max_bindings, c.services[0].drain_timeout),
+            (256, 300)
+        );
+        // Without [registration] nothing registers, and a missing member says so.
+        assert!(Config::from_toml_str(MINIMAL)
+            .unwrap()
+            .registration
+            .is_none());
+    }
+
+    #[test]
+    fn registration_admin_and_health_errors() {
+        let svc = "address = \"2001:db8:100::1\"";
+        assert_single_error_with(
+            svc,
+            "[services.health]\nkind = \"tcp\"",
+            "services[0].health.port",
+            "required",
+        );
+        assert_single_error_with(
+            svc,
+            "[services.health]\nkind = \"echo\"\nport = 80",
+            "services[0].health.port",
+            "only for",
+        );
+        assert_single_error_with(
+            svc,
+            "[services.health]\nkind = \"echo\"\ninterval_ms = 100\ntimeout_ms = 200",
+            "services[0].health.timeout_ms",
+            "1..=interval_ms",
+        );
+        assert_single_error_with(
+            svc,
+            "[services.health]\nkind = \"echo\"\nfall = 0",
+            "services[0].health.fall",
+            "outside",
+        );
+        assert_single_error_with(
+            svc,
+            "max_bindings = 5000",
+            "services[0].max_bindings",
+            "4096",
+        );
+        let reg = |extra: &str| {
+            format!("{MINIMAL}\n[registration]\ntrusted_prefixes = [\"2001:db8:2::/64\"]\n{extra}")
+        };
+        for (extra, key, reason) in [
+            ("replay_window = 0", "registration.replay_window", "outside"),
+            ("max_lifetime = 2", "registration.max_lifetime", "outside"),
+            (
+                "refresh_percent = 100",
+                "registration.refresh_percent",
+                "outside",
+            ),
+            (
+                "key_file = \"/nonexistent/keys.toml\"",
+                "registration.key_file",
+                "cannot read",
+            ),
+        ] {
+            let errors = errors_of(&reg(extra));
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert_eq!(errors[0].key, key);
+            assert!(errors[0].reason.contains(reason), "{}", errors[0]);
+        }
+        let e = parse_error_of(&format!(
+            "{MINIMAL}\n[registration]\ntrusted_prefixes = [\"2001:db8::/129\"]"
+        ));
+        assert!(e.reason.contains("not an IPv6 prefix"), "{e}");
+        let errors = errors_of(&format!("{MINIMAL}\n[admin]\nsocket = \"relative.sock\""));
+        assert_eq!(errors[0].key, "admin.socket");
+        // Legal but risky: warnings.
+        let c = Config::from_toml_str(&format!(
+            "{MINIMAL}\n[registration]\ntrusted_prefixes = [\"2001:db8::1/16\"]\n[admin]\nmetrics = \"[::]:9106\""
+        ))
+        .unwrap();
+        let w: Vec<String> = c.warnings().iter().map(|w| w.to_string()).collect();
+        assert!(w.iter().any(|w| w.contains("bits set after")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("very large part")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("admin.metrics")), "{w:?}");
+        let c = Config::from_toml_str(&format!("{MINIMAL}\n[registration]\n")).unwrap();
+        assert!(c.warnings().iter().any(|w| w.reason.contains("status 129")));
     }
 
     #[test]

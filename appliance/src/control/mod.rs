@@ -1,4 +1,5 @@
 //! The control plane: what the management thread does, written sans I/O.
 
+pub mod keys;
 pub mod neighbour;
 pub mod registration;

@@ -237,6 +237,30 @@ pub enum LeaveReason {
     Deregistered,
     /// Its lifetime ran out.
     Expired,
+    /// A configuration reload removed its service or closed it to registrations.
+    Withdrawn,
+}
+
+/// One live binding, as the admin interface shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingInfo {
+    pub service: Ipv6Addr,
+    pub ident: BindingIdent,
+    pub care_of: Ipv6Addr,
+    pub id: u32,
+    pub epoch: u32,
+    /// Last accepted sequence number.
+    pub sequence: u16,
+    pub weight: u32,
+    /// Lifetime granted by the last accepted BU.
+    pub granted: Duration,
+    /// Lifetime left.
+    pub left: Duration,
+    /// Time since this incarnation first registered.
+    pub age: Duration,
+    pub refreshes: u64,
+    /// MN-HA SPI it authenticated with; `None`: trusted prefix.
+    pub spi: Option<u32>,
 }
 
 /// A change in the member set, for the rest of the control plane.
@@ -316,6 +340,7 @@ impl fmt::Display for MemberEvent {
                 match reason {
                     LeaveReason::Deregistered => "deregistered",
                     LeaveReason::Expired => "expired",
+                    LeaveReason::Withdrawn => "withdrawn",
                 }
             ),
             MemberEvent::WeightChanged {
@@ -500,6 +525,14 @@ struct Binding {
     last_sequence: u16,
     expires: Instant,
     weight: u32,
+    /// The lifetime granted by the last accepted BU.
+    granted: Duration,
+    /// When this incarnation first registered.
+    registered: Instant,
+    /// Accepted renewals since then.
+    refreshes: u64,
+    /// MN-HA SPI of the last accepted BU; `None`: accepted from a trusted prefix.
+    spi: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -738,6 +771,60 @@ impl Registrar {
             .values()
             .filter_map(|r| r.binding.map(|b| b.expires))
             .min()
+    }
+
+    /// Applies a new configuration (a reload). Bindings of services that are gone or no
+    /// longer accept registrations are removed and reported as
+    /// [`LeaveReason::Withdrawn`]; the others keep their state, including sequence numbers
+    /// and replay timestamps. A lower `max_lifetime_units` applies from the next renewal.
+    pub fn reconfigure(&mut self, config: RegistrarConfig) -> Vec<MemberEvent> {
+        let mut events = Vec::new();
+        for (key, record) in self.records.iter_mut() {
+            let still_served = config
+                .services
+                .iter()
+                .any(|s| s.address == key.service && s.accept_registrations);
+            if still_served {
+                continue;
+            }
+            if let Some(b) = record.binding.take() {
+                events.push(MemberEvent::Left {
+                    service: key.service,
+                    care_of: b.care_of,
+                    id: record.id,
+                    epoch: record.epoch,
+                    reason: LeaveReason::Withdrawn,
+                });
+            }
+        }
+        // Keys the new file no longer names are forgotten, with their replay state.
+        self.last_timestamp
+            .retain(|spi, _| config.keys.contains_key(spi));
+        self.config = config;
+        events
+    }
+
+    /// Every live binding, for the admin interface.
+    pub fn bindings(&self, now: Instant) -> Vec<BindingInfo> {
+        self.records
+            .iter()
+            .filter_map(|(key, r)| {
+                r.binding.map(|b| BindingInfo {
+                    service: key.service,
+                    ident: key.ident,
+                    care_of: b.care_of,
+                    id: r.id,
+                    epoch: r.epoch,
+                    sequence: b.last_sequence,
+                    weight: b.weight,
+                    granted: b.granted,
+                    left: b.expires.saturating_duration_since(now),
+                    age: now.saturating_duration_since(b.registered),
+                    refreshes: b.refreshes,
+                    spi: b.spi,
+                })
+            })
+            .collect()
     }
 
     /// The current members of a service, in id order, all [`MemberStatus::Active`]
@@ -1025,6 +1112,10 @@ impl Registrar {
             last_sequence: bu.sequence,
             expires: now.mono + lifetime,
             weight,
+            granted: lifetime,
+            registered: existing.map_or(now.mono, |b| b.registered),
+            refreshes: existing.map_or(0, |b| b.refreshes + 1),
+            spi: ctx.auth.map(|a| a.spi),
         });
         let refresh = self.refresh_advice(granted);
         out.reply = self.ba(BaStatus::Accepted, granted, refresh, ctx);
