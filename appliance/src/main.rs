@@ -114,7 +114,8 @@ fn run(file: &Path, duration: Option<f64>, stats: bool, json: bool) -> anyhow::R
         None => None,
     };
     let prefix = format!("anycast6-{}", std::process::id());
-    let plan = RunPlan::from_config(&config, &prefix, duration, stats);
+    let mut plan = RunPlan::from_config(&config, &prefix, duration, stats);
+    plan.config_path = Some(file.to_owned());
     eprintln!("anycast6: {} ({})", config.summary(), file.display());
     let report = anycast6::runtime::run(plan)?;
     if json {

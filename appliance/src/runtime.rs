@@ -24,11 +24,12 @@ use anycast6_wire::PacketBuf;
 use anyhow::{bail, Context, Result};
 use crossbeam_utils::CachePadded;
 
-use crate::control::neighbour::{self, LocalOutcome, NeighbourTable};
+use crate::control::keys::KeyTable;
+use crate::control::plane::ControlPlane;
 use crate::dataplane::counters::{CounterName, Counters, Stat};
 use crate::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig};
 use crate::dataplane::rcu::{SnapshotPublisher, SnapshotReader};
-use crate::dataplane::snapshot::{Snapshot, SnapshotSpec};
+use crate::dataplane::snapshot::Snapshot;
 
 /// Exception packets a worker may queue for the control thread before it drops them.
 const EXCEPTION_RING: usize = 1024;
@@ -59,13 +60,15 @@ pub struct RunPlan {
     pub affinity_capacity: usize,
     pub affinity_idle_timeout: u32,
     pub rss: RssMode,
-    /// The snapshot to start from; port MACs and next-hop MACs are filled in by `run`.
-    pub spec: SnapshotSpec,
     /// Stop after this long (`None`: until SIGINT/SIGTERM).
     pub duration: Option<Duration>,
     /// Print a statistics line this often (on a terminal, or always with `force_stats`).
     pub stats_interval: Duration,
     pub force_stats: bool,
+    /// The configuration the plan was made from (the control plane starts from it).
+    pub config: crate::config::Config,
+    /// Where it was read from: SIGHUP and `ctl reload` read this file again.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl RunPlan {
@@ -100,20 +103,44 @@ impl RunPlan {
                 RssConfig::Addresses => RssMode::Ipv6Addresses,
                 RssConfig::FiveTuple => RssMode::Ipv6FiveTuple,
             },
-            spec: config.snapshot_spec(),
             duration,
             stats_interval: Duration::from_secs(1),
             force_stats,
+            config: config.clone(),
+            config_path: None,
         }
     }
 }
 
 /// Counters the runtime keeps besides the pipeline's (per worker, published by stores).
-#[derive(Debug, Default)]
-struct RuntimeCounters {
+#[derive(Debug)]
+pub struct RuntimeCounters {
     tx_full: CachePadded<AtomicU64>,
     exception_ring_full: CachePadded<AtomicU64>,
     multi_segment: CachePadded<AtomicU64>,
+    /// RX polls by how many packets they returned (index 0..=BURST), all ports together.
+    burst_sizes: CachePadded<[AtomicU64; BURST + 1]>,
+}
+
+impl Default for RuntimeCounters {
+    fn default() -> Self {
+        RuntimeCounters {
+            tx_full: CachePadded::default(),
+            exception_ring_full: CachePadded::default(),
+            multi_segment: CachePadded::default(),
+            burst_sizes: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
+        }
+    }
+}
+
+impl RuntimeCounters {
+    /// RX polls by packets returned (index = packets in the burst).
+    pub fn burst_sizes(&self) -> Vec<u64> {
+        self.burst_sizes
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
 }
 
 /// What a run did, for the final report.
@@ -128,6 +155,12 @@ pub struct RunReport {
     pub control_unhandled: u64,
     pub neighbours_learned: u64,
     pub snapshots_published: u64,
+    /// Frames of the control thread that found no buffer or no room on the way out.
+    pub control_tx_dropped: u64,
+    pub ba_sent: u64,
+    pub probes_sent: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
     pub port_stats: Vec<(String, anycast6_dpdk::PortStats)>,
 }
 
@@ -185,6 +218,11 @@ impl RunReport {
             ("control_unhandled", self.control_unhandled),
             ("neighbours_learned", self.neighbours_learned),
             ("snapshots_published", self.snapshots_published),
+            ("control_tx_dropped", self.control_tx_dropped),
+            ("ba_sent", self.ba_sent),
+            ("probes_sent", self.probes_sent),
+            ("reloads_ok", self.reloads_ok),
+            ("reloads_failed", self.reloads_failed),
         ] {
             s.push_str(&format!("{k} {v}\n"));
         }
@@ -241,6 +279,8 @@ impl WorkerLoop {
         let mut stage: Vec<MbufBurst<TX_STAGE>> =
             (0..self.tx.len()).map(|_| MbufBurst::new()).collect();
         let (mut tx_full, mut ring_full, mut multi_seg) = (0u64, 0u64, 0u64);
+        let mut bursts = [0u64; BURST + 1];
+        let mut published_at = Tick::from_millis(0);
         while !self.stop.load(Ordering::Relaxed) {
             let now = Tick::from_millis(self.epoch.elapsed().as_millis() as u64);
             while let Some((port, m)) = self.inject.recv() {
@@ -254,7 +294,9 @@ impl WorkerLoop {
             }
             let snap = self.reader.current();
             for (p, rxq) in self.rx.iter_mut().enumerate() {
-                if rxq.rx_burst(&mut rx_burst) == 0 {
+                let n = rxq.rx_burst(&mut rx_burst);
+                bursts[n.min(BURST)] += 1;
+                if n == 0 {
                     continue;
                 }
                 for mut m in rx_burst.drain() {
@@ -307,9 +349,20 @@ impl WorkerLoop {
             self.counters
                 .multi_segment
                 .store(multi_seg, Ordering::Relaxed);
+            // The histogram is published once per millisecond, not per burst: 33 stores
+            // per poll would cost more than the counting.
+            if now != published_at {
+                published_at = now;
+                for (c, v) in self.counters.burst_sizes.iter().zip(bursts) {
+                    c.store(v, Ordering::Relaxed);
+                }
+            }
             self.reader.quiescent();
         }
         self.worker.publish_counters();
+        for (c, v) in self.counters.burst_sizes.iter().zip(bursts) {
+            c.store(v, Ordering::Relaxed);
+        }
     }
 }
 
@@ -329,7 +382,7 @@ pub fn link_local_of(mac: MacAddr) -> Ipv6Addr {
 }
 
 /// Runs the appliance until the duration passes or SIGINT/SIGTERM arrives.
-pub fn run(mut plan: RunPlan) -> Result<RunReport> {
+pub fn run(plan: RunPlan) -> Result<RunReport> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -396,26 +449,25 @@ pub fn run(mut plan: RunPlan) -> Result<RunReport> {
         ports.push(port);
     }
 
-    // The first snapshot: port MACs, configured next-hop MACs, our link-local addresses.
+    // The control plane and the first snapshot: port MACs, configured next-hop MACs, our
+    // link-local addresses, the static members.
     let started = Instant::now();
-    let mut neighbours = NeighbourTable::default();
-    for (i, pp) in plan.ports.iter().enumerate() {
-        plan.spec.ports[i].mac = port_macs[i];
-        let ll = link_local_of(port_macs[i]);
-        if !plan.spec.local_addresses.contains(&ll) {
-            plan.spec.local_addresses.push(ll);
-        }
-        if let Some(hop) = pp.next_hop {
-            neighbours.want(hop, pp.next_hop_mac, started);
-        }
-        plan.spec.ports[i].next_hop_mac = pp
-            .next_hop_mac
-            .or(pp.next_hop.and_then(|h| neighbours.lookup(&h)));
-    }
-    let first = Snapshot::build(&plan.spec).context("building the first snapshot")?;
-    let icmp_rate = plan.spec.icmp_rate;
+    let keys = load_keys(&plan.config)?;
+    let mut control = ControlPlane::new(plan.config.clone(), &keys, port_macs.clone(), started);
+    let first_spec = control
+        .take_spec(started)
+        .context("the control plane produced no first snapshot")?;
+    let first = Snapshot::build(&first_spec).context("building the first snapshot")?;
+    let icmp_rate = first_spec.icmp_rate;
     let mut publisher = SnapshotPublisher::new(first);
     let mut snapshots_published = 1u64;
+    for line in control.take_log() {
+        log_line(started, &line);
+    }
+
+    let reload_requested = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_requested))
+        .context("installing the SIGHUP handler")?;
 
     // Workers.
     let runtime_counters: Vec<Arc<RuntimeCounters>> =
@@ -459,17 +511,18 @@ pub fn run(mut plan: RunPlan) -> Result<RunReport> {
     }
 
     // The control thread.
+    log_line(
+        started,
+        &format!(
+            "event=started workers={workers} ports={} pid={}",
+            plan.ports.len(),
+            std::process::id()
+        ),
+    );
     let tty = std::io::stderr().is_terminal() || plan.force_stats;
     let mut next_stats = started + plan.stats_interval;
     let mut last_rx = 0u64;
-    let (mut replies, mut unhandled, mut learned) = (0u64, 0u64, 0u64);
-    let local: Vec<Ipv6Addr> = plan
-        .spec
-        .local_addresses
-        .iter()
-        .copied()
-        .chain(std::iter::once(plan.spec.tunnel.address))
-        .collect();
+    let mut tx_dropped = 0u64;
     let deadline = plan.duration.map(|d| started + d);
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -477,48 +530,35 @@ pub fn run(mut plan: RunPlan) -> Result<RunReport> {
             break;
         }
         let mut busy = false;
-        let mut republish = false;
+        let mut out: Vec<(u16, Vec<u8>)> = Vec::new();
         for rx in receivers.iter_mut() {
             while let Some((port, m)) = rx.recv() {
                 busy = true;
-                let p = usize::from(port);
-                match neighbour::handle_local_frame(m.data(), port_macs[p], |a| local.contains(a)) {
-                    LocalOutcome::Reply(frame) => {
-                        replies += send(&pool, &mut injectors[0], port, &frame)
-                    }
-                    LocalOutcome::Learned { addr, mac } => {
-                        learned += 1;
-                        republish |= neighbours.learn(addr, mac);
-                    }
-                    LocalOutcome::ReplyAndLearned { reply, addr, mac } => {
-                        replies += send(&pool, &mut injectors[0], port, &reply);
-                        learned += 1;
-                        republish |= neighbours.learn(addr, mac);
-                    }
-                    LocalOutcome::NotHandled(_) => unhandled += 1,
-                }
+                out.extend(control.on_frame(now, port, m.data()));
             }
         }
-        for target in neighbours.due(now) {
-            for (p, pp) in plan.ports.iter().enumerate() {
-                if pp.next_hop == Some(target) {
-                    let ns = neighbour::build_solicitation(
-                        port_macs[p],
-                        link_local_of(port_macs[p]),
-                        target,
-                    );
-                    send(&pool, &mut injectors[0], p as u16, &ns);
-                }
+        out.extend(control.on_tick(now, |_slot| 0));
+        if reload_requested.swap(false, Ordering::Relaxed) {
+            // The outcome is logged by the control plane, and counted.
+            let _ = reload(&mut control, plan.config_path.as_deref(), now);
+        }
+        for (port, frame) in out {
+            if send(&pool, &mut injectors[0], port, &frame) == 0 {
+                tx_dropped += 1;
             }
         }
-        if republish {
-            for (p, pp) in plan.ports.iter().enumerate() {
-                plan.spec.ports[p].next_hop_mac = pp
-                    .next_hop_mac
-                    .or(pp.next_hop.and_then(|h| neighbours.lookup(&h)));
+        if let Some(spec) = control.take_spec(now) {
+            control.take_new_slots();
+            match Snapshot::build(&spec) {
+                Ok(snapshot) => {
+                    publisher.publish(snapshot);
+                    snapshots_published += 1;
+                }
+                Err(e) => control.spec_rejected(&e.to_string()),
             }
-            publisher.publish(Snapshot::build(&plan.spec).context("rebuilding the snapshot")?);
-            snapshots_published += 1;
+        }
+        for line in control.take_log() {
+            log_line(started, &line);
         }
         publisher.reclaim();
         if now >= next_stats {
@@ -537,7 +577,7 @@ pub fn run(mut plan: RunPlan) -> Result<RunReport> {
                     c.get(Stat::Exceptions),
                     c.total_drops(),
                     c.get(Stat::IcmpSent),
-                    neighbours.unresolved(),
+                    control.unresolved(),
                 );
             }
         }
@@ -563,18 +603,66 @@ pub fn run(mut plan: RunPlan) -> Result<RunReport> {
             .map(|c| f(c).load(Ordering::Relaxed))
             .sum()
     };
+    let pc = control.counters();
     Ok(RunReport {
         elapsed,
         counters: sum(&mirrors),
         tx_full: load(|c| &c.tx_full),
         exception_ring_full: load(|c| &c.exception_ring_full),
         multi_segment: load(|c| &c.multi_segment),
-        control_replies: replies,
-        control_unhandled: unhandled,
-        neighbours_learned: learned,
+        control_replies: pc.replies,
+        control_unhandled: pc.unhandled,
+        neighbours_learned: pc.neighbours_learned,
         snapshots_published,
+        control_tx_dropped: tx_dropped,
+        ba_sent: pc.ba_sent,
+        probes_sent: pc.probes_sent,
+        reloads_ok: pc.reloads_ok,
+        reloads_failed: pc.reloads_failed,
         port_stats,
     })
+}
+
+/// The key file of a configuration (empty without `registration.key_file`).
+fn load_keys(config: &crate::config::Config) -> Result<KeyTable> {
+    match config
+        .registration
+        .as_ref()
+        .and_then(|r| r.key_file.as_ref())
+    {
+        Some(path) => Ok(KeyTable::load(path)?),
+        None => Ok(KeyTable::default()),
+    }
+}
+
+/// Reads the configuration file again and applies it: an invalid file, or one that changes
+/// what needs a restart, changes nothing.
+pub fn reload(
+    control: &mut ControlPlane,
+    path: Option<&std::path::Path>,
+    now: Instant,
+) -> std::result::Result<String, String> {
+    let loaded = match path {
+        None => Err("the configuration was not read from a file".to_string()),
+        Some(path) => crate::config::Config::load(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|config| {
+                let keys = load_keys(&config).map_err(|e| format!("{e:#}"))?;
+                Ok((config, keys))
+            }),
+    };
+    match loaded {
+        Ok((config, keys)) => control.reload(now, config, &keys),
+        Err(e) => {
+            control.reload_failed(&e);
+            Err(e)
+        }
+    }
+}
+
+/// One structured log line on stderr: seconds since start, then the event's `key=value`s.
+fn log_line(started: Instant, line: &str) {
+    eprintln!("t={:.3} {line}", started.elapsed().as_secs_f64());
 }
 
 fn sum(mirrors: &[Arc<crate::dataplane::counters::CounterMirror>]) -> Counters {
