@@ -85,8 +85,8 @@ named_enum! {
         /// An unspecified, loopback or link-local source to a service: such packets must
         /// not be forwarded (RFC 4291 §2.5.2, §2.5.3, §2.5.6).
         UnforwardableSource => "unforwardable_source",
-        /// Would loop: a packet from the appliance to a service, or a tunnelled reply to an
-        /// appliance or service address.
+        /// Would loop: a packet from the appliance to a service, or a tunnelled reply to a
+        /// service address (one to an appliance address goes to the control thread).
         TunnelLoop => "tunnel_loop",
         /// Hop limit would reach 0 (Time Exceeded sent unless suppressed).
         HopLimitExceeded => "hop_limit_exceeded",

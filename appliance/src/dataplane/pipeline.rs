@@ -24,7 +24,14 @@
 //! 4. **Reverse**: the (outer source, inner source) pair must be a registered (care-of,
 //!    service) pair (anti-spoofing: nobody else may inject traffic from a service address);
 //!    then the inner destination, hop limit and MTU are checked, the tunnel headers removed,
-//!    the inner hop limit decremented and a new Ethernet header written.
+//!    the inner hop limit decremented and a new Ethernet header written. An inner
+//!    destination that is an appliance address (a member's reverse-tunnelled answer to a
+//!    tunnel health probe) goes to the control thread untouched (*exception*); one that is
+//!    a service address is a loop (`tunnel_loop`).
+//!
+//! Forwarded and reversed packets are also counted per member, in the member's counter
+//! slot ([`MemberTraffic`]), and copied for the control thread every
+//! [`MEMBER_TRAFFIC_PUBLISH_MS`].
 //!
 //! # Why it is fast
 //!
@@ -62,7 +69,8 @@ use super::affinity::{AffinityError, AffinityTable, FlowKey, Resolution};
 use super::counters::{CounterMirror, Counters, DropReason, Stat};
 use super::flowhash::{self, flow_label, ports_of};
 use super::ratelimit::TokenBucket;
-use super::snapshot::{is_link_local, AffinityMode, IcmpRateSpec, Port, Snapshot};
+use super::snapshot::{is_link_local, AffinityMode, IcmpRateSpec, Port, Snapshot, MEMBER_SLOTS};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The worker's clock: milliseconds from any fixed origin, never going backwards. The
 /// affinity table uses whole seconds of it, the ICMP token bucket milliseconds.
@@ -187,6 +195,94 @@ pub struct Worker {
     icmp_bucket: TokenBucket,
     fragment_seq: u32,
     mirror: Arc<CounterMirror>,
+    /// Traffic per member counter slot ([`MEMBER_SLOTS`]), plain adds on the hot path.
+    member_traffic: Box<[MemberTraffic]>,
+    traffic_mirror: Arc<MemberTrafficMirror>,
+    traffic_published: Option<Tick>,
+}
+
+/// Traffic of one member (one counter slot), counted by one worker since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberTraffic {
+    /// Client packets tunnelled to the member, and their octets (the client's IPv6 packet).
+    pub fwd_packets: u64,
+    pub fwd_bytes: u64,
+    /// Affinity entries created pinned to the member (new flows, or flows re-picked onto it).
+    pub new_flows: u64,
+    /// Replies the member tunnelled back, and their octets (the decapsulated packet).
+    pub rev_packets: u64,
+    pub rev_bytes: u64,
+}
+
+impl MemberTraffic {
+    /// `self - base`, field by field (a slot's counts since a baseline).
+    pub fn since(&self, base: &MemberTraffic) -> MemberTraffic {
+        MemberTraffic {
+            fwd_packets: self.fwd_packets.wrapping_sub(base.fwd_packets),
+            fwd_bytes: self.fwd_bytes.wrapping_sub(base.fwd_bytes),
+            new_flows: self.new_flows.wrapping_sub(base.new_flows),
+            rev_packets: self.rev_packets.wrapping_sub(base.rev_packets),
+            rev_bytes: self.rev_bytes.wrapping_sub(base.rev_bytes),
+        }
+    }
+
+    /// Field-by-field sum.
+    pub fn add(&mut self, other: &MemberTraffic) {
+        self.fwd_packets += other.fwd_packets;
+        self.fwd_bytes += other.fwd_bytes;
+        self.new_flows += other.new_flows;
+        self.rev_packets += other.rev_packets;
+        self.rev_bytes += other.rev_bytes;
+    }
+}
+
+/// The cross-thread copy of a worker's per-member traffic: written by the worker with
+/// relaxed stores at most every [`MEMBER_TRAFFIC_PUBLISH_MS`], read by the control thread.
+#[derive(Debug)]
+pub struct MemberTrafficMirror {
+    slots: Box<[[AtomicU64; 5]]>,
+}
+
+/// How often a worker copies its per-member traffic to the mirror: 4096 slots are too
+/// many to copy every burst, and counters a tenth of a second old are fresh enough.
+pub const MEMBER_TRAFFIC_PUBLISH_MS: u64 = 100;
+
+impl MemberTrafficMirror {
+    fn new() -> MemberTrafficMirror {
+        MemberTrafficMirror {
+            slots: (0..MEMBER_SLOTS)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+
+    fn publish(&self, traffic: &[MemberTraffic]) {
+        for (slot, t) in self.slots.iter().zip(traffic) {
+            for (cell, v) in slot.iter().zip([
+                t.fwd_packets,
+                t.fwd_bytes,
+                t.new_flows,
+                t.rev_packets,
+                t.rev_bytes,
+            ]) {
+                cell.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The last published traffic of a slot (zero for a slot out of range).
+    pub fn read(&self, slot: u16) -> MemberTraffic {
+        match self.slots.get(usize::from(slot)) {
+            Some(s) => MemberTraffic {
+                fwd_packets: s[0].load(Ordering::Relaxed),
+                fwd_bytes: s[1].load(Ordering::Relaxed),
+                new_flows: s[2].load(Ordering::Relaxed),
+                rev_packets: s[3].load(Ordering::Relaxed),
+                rev_bytes: s[4].load(Ordering::Relaxed),
+            },
+            None => MemberTraffic::default(),
+        }
+    }
 }
 
 /// The one-pass summary of a received frame.
@@ -337,7 +433,36 @@ impl Worker {
             ),
             fragment_seq: 0,
             mirror: Arc::new(CounterMirror::default()),
+            member_traffic: vec![MemberTraffic::default(); MEMBER_SLOTS].into_boxed_slice(),
+            traffic_mirror: Arc::new(MemberTrafficMirror::new()),
+            traffic_published: None,
         })
+    }
+
+    /// The cross-thread copy of the per-member traffic.
+    pub fn member_traffic_mirror(&self) -> Arc<MemberTrafficMirror> {
+        Arc::clone(&self.traffic_mirror)
+    }
+
+    /// The worker's own per-member traffic (by counter slot).
+    pub fn member_traffic(&self, slot: u16) -> MemberTraffic {
+        self.member_traffic
+            .get(usize::from(slot))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Copies the per-member traffic to its mirror when [`MEMBER_TRAFFIC_PUBLISH_MS`]
+    /// have passed since the last copy (or always with `force`, e.g. at exit).
+    pub fn publish_member_traffic(&mut self, now: Tick, force: bool) {
+        let due = match self.traffic_published {
+            None => true,
+            Some(last) => now.millis().saturating_sub(last.millis()) >= MEMBER_TRAFFIC_PUBLISH_MS,
+        };
+        if due || force {
+            self.traffic_mirror.publish(&self.member_traffic);
+            self.traffic_published = Some(now);
+        }
     }
 
     /// The worker's counters.
@@ -582,10 +707,9 @@ impl Worker {
             |m| service.member_state(m),
             || service.pick(key_hash),
         );
-        let member_ref = match resolution {
-            Resolution::Sticky(m) | Resolution::New(m) | Resolution::Repinned { member: m, .. } => {
-                m
-            }
+        let (member_ref, new_flow) = match resolution {
+            Resolution::Sticky(m) => (m, false),
+            Resolution::New(m) | Resolution::Repinned { member: m, .. } => (m, true),
             Resolution::NoMember => return Verdict::Drop(DropReason::NoServiceMember),
         };
         let Some(member) = service.member_by_id(member_ref.id) else {
@@ -634,6 +758,11 @@ impl Worker {
         };
         if let Err(reason) = push_ethernet(pkt, dst_mac, out_port.mac) {
             return Verdict::Drop(reason);
+        }
+        if let Some(t) = self.member_traffic.get_mut(usize::from(member.stats_slot)) {
+            t.fwd_packets += 1;
+            t.fwd_bytes += p.ip_len as u64;
+            t.new_flows += u64::from(new_flow);
         }
         Verdict::Forward {
             port: service.port,
@@ -762,7 +891,12 @@ impl Worker {
             return Verdict::Drop(DropReason::ReverseBadDestination);
         }
         let inner_dst_bits = u128::from(inner_dst);
-        if snap.is_local(inner_dst_bits) || snap.service_by_address(inner_dst_bits).is_some() {
+        if snap.is_local(inner_dst_bits) {
+            // A registered member's reply to the appliance itself (the answer to a tunnel
+            // health probe): the control thread decapsulates it.
+            return Verdict::Exception;
+        }
+        if snap.service_by_address(inner_dst_bits).is_some() {
             return Verdict::Drop(DropReason::TunnelLoop);
         }
         let Some(service) = snap.service(service_index) else {
@@ -809,6 +943,10 @@ impl Worker {
         }
         if let Err(reason) = push_ethernet(pkt, dst_mac, out_port.mac) {
             return Verdict::Drop(reason);
+        }
+        if let Some(t) = self.member_traffic.get_mut(usize::from(member.stats_slot)) {
+            t.rev_packets += 1;
+            t.rev_bytes += inner_len as u64;
         }
         Verdict::Reverse {
             port: service.port,
@@ -1472,11 +1610,87 @@ mod tests {
         // A reply aimed back at a service loops.
         let (v, _) = run(&mut w, &s, &frame(&reply(M1, SERVICE, FLOW_SERVICE, 64).0));
         assert_eq!(v, Verdict::Drop(DropReason::TunnelLoop));
+        // A reply to the appliance itself (a tunnel probe's answer) is for the control
+        // thread, frame untouched; from an unregistered care-of it is still refused.
+        let probe_reply = frame(&reply(M1, SERVICE, TUNNEL, 64).0);
+        let (v, out) = run(&mut w, &s, &probe_reply);
+        assert_eq!(v, Verdict::Exception);
+        assert_eq!(out, probe_reply);
+        let (v, _) = run(
+            &mut w,
+            &s,
+            &frame(&reply("2001:db8:2::77", SERVICE, TUNNEL, 64).0),
+        );
+        assert_eq!(v, Verdict::Drop(DropReason::ReverseUnregistered));
         // Hop limit 1: dropped, no error to the anycast source.
         let (v, _) = run(&mut w, &s, &frame(&reply(M1, SERVICE, CLIENT, 1).0));
         assert_eq!(v, Verdict::Drop(DropReason::HopLimitExceeded));
         assert_eq!(w.counters().get(Stat::IcmpNotAllowed), 1);
         assert_eq!(w.counters().get(Stat::Reversed), 3);
+        // Per member: M2 (slot 2) one reply, M1 (slot 1) two; octets of the inner packets.
+        assert_eq!(w.member_traffic(2).rev_packets, 1);
+        assert_eq!(w.member_traffic(2).rev_bytes, inner.len() as u64);
+        assert_eq!(w.member_traffic(1).rev_packets, 2);
+        // Nothing reaches the mirror before it is published.
+        let mirror = w.member_traffic_mirror();
+        assert_eq!(mirror.read(1), MemberTraffic::default());
+        w.publish_member_traffic(Tick::from_millis(0), false);
+        assert_eq!(mirror.read(1), w.member_traffic(1));
+    }
+
+    #[test]
+    fn member_traffic_counts_packets_bytes_and_new_flows() {
+        let s = snap();
+        let mut w = worker();
+        let mirror = w.member_traffic_mirror();
+        let mut per_member = std::collections::BTreeMap::<u32, (u64, u64)>::new();
+        for i in 0..40u16 {
+            let client = format!("2001:db8:77::{:x}", i % 10 + 1);
+            let pkt = ip6(
+                a(&client),
+                a(SERVICE),
+                proto::TCP,
+                64,
+                &tcp(1000 + i, 80, 20),
+            );
+            let (v, _) = run(&mut w, &s, &frame(&pkt));
+            let Verdict::Forward { member, .. } = v else {
+                panic!("{v:?}");
+            };
+            let e = per_member.entry(member).or_default();
+            e.0 += 1;
+            e.1 += pkt.len() as u64;
+        }
+        let mut flows = 0;
+        for (&id, &(packets, bytes)) in &per_member {
+            // In the test snapshot a member's counter slot is its id.
+            let t = w.member_traffic(id as u16);
+            assert_eq!(
+                (t.fwd_packets, t.fwd_bytes),
+                (packets, bytes),
+                "member {id}"
+            );
+            flows += t.new_flows;
+        }
+        assert_eq!(flows, 10, "client affinity: one flow per client");
+        // Published at most every MEMBER_TRAFFIC_PUBLISH_MS (the first call always).
+        w.publish_member_traffic(Tick::from_millis(1000), false);
+        let first = *per_member.keys().next().unwrap() as u16;
+        let before = mirror.read(first);
+        assert_eq!(before, w.member_traffic(first));
+        let pkt = ip6(
+            a("2001:db8:77::1"),
+            a(SERVICE),
+            proto::TCP,
+            64,
+            &tcp(1, 80, 20),
+        );
+        run(&mut w, &s, &frame(&pkt));
+        w.publish_member_traffic(Tick::from_millis(1050), false);
+        let total = |m: &MemberTrafficMirror| (1..=3).map(|id| m.read(id).fwd_packets).sum::<u64>();
+        assert_eq!(total(&mirror), 40, "too early: not published");
+        w.publish_member_traffic(Tick::from_millis(1100), false);
+        assert_eq!(total(&mirror), 41);
     }
 
     #[test]
