@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod control;
+pub mod ctl;
 pub mod dataplane;
 pub mod decode;
 pub mod explain;

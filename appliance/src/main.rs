@@ -58,6 +58,8 @@ enum Command {
         /// The capture (pcap or pcapng, Ethernet), as received on the first port.
         file: PathBuf,
     },
+    /// Talk to a running appliance over its admin socket (docs/operations.md).
+    Ctl(anycast6::ctl::CtlArgs),
     /// Decode a capture (pcap or pcapng, Ethernet): one line per frame.
     Decode {
         /// One JSON object per line, keyed by Wireshark field names (docs/decode.md).
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
             file,
         } => explain(&config, json, out.as_deref(), &file),
         Command::Decode { json, file } => decode(&file, json),
+        Command::Ctl(args) => anycast6::ctl::run(&args),
     };
     match result {
         Ok(code) => code,

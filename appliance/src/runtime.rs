@@ -24,12 +24,20 @@ use anycast6_wire::PacketBuf;
 use anyhow::{bail, Context, Result};
 use crossbeam_utils::CachePadded;
 
+use crate::control::admin::{Action, AdminServer, ControlRequest};
 use crate::control::keys::KeyTable;
+use crate::control::metrics::MetricsServer;
 use crate::control::plane::ControlPlane;
+use crate::control::view::{
+    BindingView, ControlView, MemberView, PortView, ServiceView, WorkerView,
+};
 use crate::dataplane::counters::{CounterName, Counters, Stat};
 use crate::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig};
+use crate::dataplane::pipeline::{MemberTraffic, MemberTrafficMirror};
 use crate::dataplane::rcu::{SnapshotPublisher, SnapshotReader};
 use crate::dataplane::snapshot::Snapshot;
+use std::collections::BTreeMap;
+use std::sync::mpsc;
 
 /// Exception packets a worker may queue for the control thread before it drops them.
 const EXCEPTION_RING: usize = 1024;
@@ -357,9 +365,14 @@ impl WorkerLoop {
                     c.store(v, Ordering::Relaxed);
                 }
             }
+            self.worker.publish_member_traffic(now, false);
             self.reader.quiescent();
         }
         self.worker.publish_counters();
+        self.worker.publish_member_traffic(
+            Tick::from_millis(self.epoch.elapsed().as_millis() as u64),
+            true,
+        );
         for (c, v) in self.counters.burst_sizes.iter().zip(bursts) {
             c.store(v, Ordering::Relaxed);
         }
@@ -388,6 +401,34 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
+
+    let started = Instant::now();
+    // The admin socket and the metrics endpoint first: a socket another appliance answers
+    // on must stop us before any lcore runs. Their threads ask the control loop.
+    let (admin_tx, admin_rx) = mpsc::channel::<ControlRequest>();
+    let socket = plan.config.admin.socket.clone();
+    let _admin = if socket.as_os_str().is_empty() {
+        None
+    } else {
+        let server = AdminServer::start(&socket, admin_tx.clone())?;
+        log_line(
+            started,
+            &format!("event=admin_socket path={}", socket.display()),
+        );
+        Some(server)
+    };
+    let _metrics = match plan.config.admin.metrics {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, admin_tx.clone())?;
+            log_line(
+                started,
+                &format!("event=metrics_listening addr={}", server.addr()),
+            );
+            Some(server)
+        }
+        None => None,
+    };
+    drop(admin_tx);
 
     let eal =
         Eal::init(plan.eal_args.iter().map(String::as_str)).context("initialising DPDK (EAL)")?;
@@ -451,7 +492,6 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
 
     // The control plane and the first snapshot: port MACs, configured next-hop MACs, our
     // link-local addresses, the static members.
-    let started = Instant::now();
     let keys = load_keys(&plan.config)?;
     let mut control = ControlPlane::new(plan.config.clone(), &keys, port_macs.clone(), started);
     let first_spec = control
@@ -476,6 +516,7 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
     let mut injectors: Vec<ExceptionSender<(u16, Mbuf)>> = Vec::new();
     let mut handles = Vec::new();
     let mut mirrors = Vec::new();
+    let mut traffic_mirrors: Vec<Arc<MemberTrafficMirror>> = Vec::new();
     for (w, (rx, tx)) in rx_by_worker.into_iter().zip(tx_by_worker).enumerate() {
         let worker = Worker::new(
             WorkerConfig {
@@ -488,6 +529,7 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
         )
         .context("creating a worker")?;
         mirrors.push(worker.counter_mirror());
+        traffic_mirrors.push(worker.member_traffic_mirror());
         let (sender, receiver) = exception_channel(EXCEPTION_RING);
         receivers.push(receiver);
         let (inject_tx, inject_rx) = exception_channel(EXCEPTION_RING);
@@ -509,6 +551,8 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
                 .context("launching a worker lcore")?,
         );
     }
+
+    let traffic = Traffic::new(traffic_mirrors);
 
     // The control thread.
     log_line(
@@ -537,7 +581,35 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
                 out.extend(control.on_frame(now, port, m.data()));
             }
         }
-        out.extend(control.on_tick(now, |_slot| 0));
+        out.extend(control.on_tick(now, |slot| traffic.raw(slot).fwd_packets));
+        while let Ok(request) = admin_rx.try_recv() {
+            busy = true;
+            match request {
+                ControlRequest::View(reply) => {
+                    let view = build_view(&ViewInputs {
+                        plan: &plan,
+                        control: &control,
+                        traffic: &traffic,
+                        mirrors: &mirrors,
+                        runtime_counters: &runtime_counters,
+                        ports: &ports,
+                        port_macs: &port_macs,
+                        started,
+                        now,
+                        snapshots_published,
+                    });
+                    let _ = reply.send(view);
+                }
+                ControlRequest::Action(action, reply) => {
+                    let result = match action {
+                        Action::Drain { service, member } => control.drain(now, service, &member),
+                        Action::Undrain { service, member } => control.undrain(service, &member),
+                        Action::Reload => reload(&mut control, plan.config_path.as_deref(), now),
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+        }
         if reload_requested.swap(false, Ordering::Relaxed) {
             // The outcome is logged by the control plane, and counted.
             let _ = reload(&mut control, plan.config_path.as_deref(), now);
@@ -548,7 +620,9 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
             }
         }
         if let Some(spec) = control.take_spec(now) {
-            control.take_new_slots();
+            for slot in control.take_new_slots() {
+                traffic.rebase(slot);
+            }
             match Snapshot::build(&spec) {
                 Ok(snapshot) => {
                     publisher.publish(snapshot);
@@ -621,6 +695,312 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
         reloads_failed: pc.reloads_failed,
         port_stats,
     })
+}
+
+/// Per-member traffic: the workers' mirrors, and each counter slot's value when its
+/// current member got it (slots are reused, counters never reset).
+struct Traffic {
+    mirrors: Vec<Arc<MemberTrafficMirror>>,
+    baselines: std::cell::RefCell<Vec<MemberTraffic>>,
+}
+
+impl Traffic {
+    fn new(mirrors: Vec<Arc<MemberTrafficMirror>>) -> Traffic {
+        Traffic {
+            mirrors,
+            baselines: std::cell::RefCell::new(vec![
+                MemberTraffic::default();
+                crate::dataplane::snapshot::MEMBER_SLOTS
+            ]),
+        }
+    }
+
+    /// The slot's counts summed over workers, since the start.
+    fn raw(&self, slot: u16) -> MemberTraffic {
+        let mut t = MemberTraffic::default();
+        for m in &self.mirrors {
+            t.add(&m.read(slot));
+        }
+        t
+    }
+
+    /// A new member took the slot: count from here.
+    fn rebase(&self, slot: u16) {
+        let now = self.raw(slot);
+        if let Some(b) = self.baselines.borrow_mut().get_mut(usize::from(slot)) {
+            *b = now;
+        }
+    }
+
+    /// The slot's counts since its member got it.
+    fn of(&self, slot: u16) -> MemberTraffic {
+        let base = self
+            .baselines
+            .borrow()
+            .get(usize::from(slot))
+            .copied()
+            .unwrap_or_default();
+        self.raw(slot).since(&base)
+    }
+}
+
+struct ViewInputs<'a> {
+    plan: &'a RunPlan,
+    control: &'a ControlPlane,
+    traffic: &'a Traffic,
+    mirrors: &'a [Arc<crate::dataplane::counters::CounterMirror>],
+    runtime_counters: &'a [Arc<RuntimeCounters>],
+    ports: &'a [Port],
+    port_macs: &'a [MacAddr],
+    started: Instant,
+    now: Instant,
+    snapshots_published: u64,
+}
+
+fn counter_map(c: &Counters) -> BTreeMap<String, u64> {
+    c.iter()
+        .map(|(name, v)| {
+            let k = match name {
+                CounterName::Stat(st) => st.name().to_string(),
+                CounterName::Drop(reason) => format!("drop_{}", reason.name()),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// `UnknownSpi(300)` -> `unknown_spi`.
+fn snake(debug: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in debug.split('(').next().unwrap_or("").chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The admin interface's picture of the appliance.
+fn build_view(i: &ViewInputs<'_>) -> ControlView {
+    use crate::dataplane::snapshot::MemberStatus;
+    let config = i.control.config();
+    let now = i.now;
+    let mut dataplane = Counters::default();
+    let workers: Vec<WorkerView> = i
+        .mirrors
+        .iter()
+        .zip(i.runtime_counters)
+        .enumerate()
+        .map(|(id, (m, rc))| {
+            let c = m.read();
+            dataplane.merge(&c);
+            WorkerView {
+                id,
+                counters: counter_map(&c),
+                burst_sizes: rc.burst_sizes(),
+                tx_full: rc.tx_full.load(Ordering::Relaxed),
+                exception_ring_full: rc.exception_ring_full.load(Ordering::Relaxed),
+            }
+        })
+        .collect();
+    let members: Vec<MemberView> = i
+        .control
+        .members(now)
+        .into_iter()
+        .map(|m| {
+            let t = i.traffic.of(m.stats_slot);
+            MemberView {
+                service: m.key.service,
+                id: m.key.id,
+                epoch: m.key.epoch,
+                care_of: m.care_of,
+                origin: match m.origin {
+                    crate::control::plane::Origin::Static => "static".into(),
+                    crate::control::plane::Origin::Registered => "registered".into(),
+                },
+                weight: m.weight,
+                state: match m.status {
+                    MemberStatus::Active => "active".into(),
+                    MemberStatus::Draining => "draining".into(),
+                    MemberStatus::Down => "down".into(),
+                },
+                health: match m.health_up {
+                    None => "unchecked".into(),
+                    Some(true) => "up".into(),
+                    Some(false) => "down".into(),
+                },
+                health_detail: m.health_detail,
+                lifetime_left_s: m.lifetime_left.map(|d| d.as_secs()),
+                drain_left_s: m.drain_left.map(|d| d.as_secs()),
+                packets: t.fwd_packets,
+                bytes: t.fwd_bytes,
+                flows: t.new_flows,
+                rev_packets: t.rev_packets,
+                rev_bytes: t.rev_bytes,
+            }
+        })
+        .collect();
+    let services = config
+        .services
+        .iter()
+        .map(|s| {
+            let mine: Vec<&MemberView> =
+                members.iter().filter(|m| m.service == s.address).collect();
+            let count = |state: &str| mine.iter().filter(|m| m.state == state).count();
+            ServiceView {
+                address: s.address,
+                affinity: match s.affinity {
+                    crate::config::Affinity::Client => "client".into(),
+                    crate::config::Affinity::Flow => "flow".into(),
+                },
+                port: config
+                    .service_port_index(s)
+                    .and_then(|p| config.ports.get(p))
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                maglev_size: s.maglev_size,
+                accept_registrations: config.registration.is_some() && s.accept_registrations,
+                members_active: count("active"),
+                members_draining: count("draining"),
+                members_down: count("down"),
+                health: crate::control::plane::health_spec(s).map(|h| h.to_string()),
+                packets: mine.iter().map(|m| m.packets).sum(),
+                bytes: mine.iter().map(|m| m.bytes).sum(),
+                flows: mine.iter().map(|m| m.flows).sum(),
+            }
+        })
+        .collect();
+    let bindings = i
+        .control
+        .registrar()
+        .bindings(now)
+        .into_iter()
+        .map(|b| BindingView {
+            service: b.service,
+            care_of: b.care_of,
+            bid: match b.ident {
+                crate::control::registration::BindingIdent::Bid(bid) => Some(bid),
+                crate::control::registration::BindingIdent::CareOf(_) => None,
+            },
+            member_id: b.id,
+            epoch: b.epoch,
+            sequence: b.sequence,
+            lifetime_granted_s: b.granted.as_secs(),
+            lifetime_left_s: b.left.as_secs(),
+            auth: match b.spi {
+                Some(spi) => format!("mn-ha spi {spi}"),
+                None => "trusted-prefix".into(),
+            },
+            weight: b.weight,
+            age_s: b.age.as_secs(),
+            refreshes: b.refreshes,
+        })
+        .collect();
+    let rc = i.control.registrar().counters();
+    let mut registration = BTreeMap::new();
+    for (status, n) in &rc.ba_by_status {
+        registration.insert(format!("ba_status_{status}"), *n);
+    }
+    for (reason, n) in &rc.discards {
+        registration.insert(format!("discard_{}", snake(&format!("{reason:?}"))), *n);
+    }
+    for (failure, n) in &rc.auth_failures {
+        *registration
+            .entry(format!("auth_fail_{}", snake(&format!("{failure:?}"))))
+            .or_insert(0) += *n;
+    }
+    for (k, v) in [
+        ("binding_errors", rc.binding_errors),
+        ("parameter_problems", rc.parameter_problems),
+        ("not_for_us", rc.not_for_us),
+        ("bad_load_reports", rc.bad_load_reports),
+        ("ba_unsendable", rc.ba_unsendable),
+        ("expired", rc.expired),
+        ("mh_received", i.control.counters().mh_received),
+    ] {
+        registration.insert(k.into(), v);
+    }
+    let hc = i.control.health().counters();
+    let health = BTreeMap::from([
+        ("probes_sent".to_string(), hc.probes_sent),
+        ("replies".into(), hc.replies),
+        ("timeouts".into(), hc.timeouts),
+        ("refused".into(), hc.refused),
+        ("unreachable".into(), hc.unreachable),
+        ("late_or_unmatched".into(), hc.late_or_unmatched),
+        ("bad_checksum".into(), hc.bad_checksum),
+        ("went_down".into(), hc.went_down),
+        ("went_up".into(), hc.went_up),
+    ]);
+    let pc = i.control.counters();
+    let control = BTreeMap::from([
+        ("replies".to_string(), pc.replies),
+        ("unhandled".into(), pc.unhandled),
+        ("neighbours_learned".into(), pc.neighbours_learned),
+        ("ba_sent".into(), pc.ba_sent),
+        ("binding_errors_sent".into(), pc.binding_errors_sent),
+        ("parameter_problems_sent".into(), pc.parameter_problems_sent),
+        ("icmp_rate_limited".into(), pc.icmp_rate_limited),
+        ("probes_sent".into(), pc.probes_sent),
+        ("probe_unroutable".into(), pc.probe_unroutable),
+        ("reloads_ok".into(), pc.reloads_ok),
+        ("reloads_failed".into(), pc.reloads_failed),
+        ("drained_removed".into(), pc.drained_removed),
+    ]);
+    let ports = i
+        .plan
+        .ports
+        .iter()
+        .zip(i.ports)
+        .zip(i.port_macs)
+        .enumerate()
+        .map(|(p, ((pp, port), mac))| {
+            let st = port.stats().unwrap_or_default();
+            PortView {
+                name: pp.name.clone(),
+                device: pp.device.clone(),
+                mac: mac.to_string(),
+                mtu: pp.mtu,
+                next_hop: pp.next_hop,
+                next_hop_mac: i.control.next_hop_mac(p as u16).map(|m| m.to_string()),
+                ipackets: st.ipackets,
+                opackets: st.opackets,
+                ibytes: st.ibytes,
+                obytes: st.obytes,
+                imissed: st.imissed,
+                ierrors: st.ierrors,
+                oerrors: st.oerrors,
+                rx_nombuf: st.rx_nombuf,
+            }
+        })
+        .collect();
+    ControlView {
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        uptime_s: now.saturating_duration_since(i.started).as_secs_f64(),
+        config_path: i
+            .plan
+            .config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        config_generation: pc.reloads_ok,
+        snapshot_generation: i.snapshots_published,
+        ports,
+        services,
+        members,
+        bindings,
+        dataplane: counter_map(&dataplane),
+        workers,
+        registration,
+        health,
+        control,
+    }
 }
 
 /// The key file of a configuration (empty without `registration.key_file`).

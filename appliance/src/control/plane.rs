@@ -238,7 +238,8 @@ fn registrar_config(config: &Config, keys: &KeyTable) -> RegistrarConfig {
     rc
 }
 
-fn health_spec(s: &ServiceConfig) -> Option<HealthSpec> {
+/// The health-check settings of a service, if it has any.
+pub fn health_spec(s: &ServiceConfig) -> Option<HealthSpec> {
     let h = s.health.as_ref()?;
     let kind = match h.kind {
         HealthKind::Echo => ProbeKind::Echo,
@@ -850,7 +851,8 @@ impl ControlPlane {
             .and_then(|m| m.mac)
     }
 
-    fn next_hop_mac(&self, port: u16) -> Option<MacAddr> {
+    /// The next hop's MAC of a port: configured or resolved.
+    pub fn next_hop_mac(&self, port: u16) -> Option<MacAddr> {
         let p = self.config.ports.get(usize::from(port))?;
         p.next_hop_mac
             .or_else(|| p.next_hop.and_then(|h| self.neighbours.lookup(&h)))
