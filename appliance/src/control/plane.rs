@@ -227,6 +227,11 @@ fn registrar_config(config: &Config, keys: &KeyTable) -> RegistrarConfig {
             max_bindings: s.max_bindings,
         })
         .collect();
+    rc.reserved_care_ofs = config
+        .services
+        .iter()
+        .flat_map(|s| s.members.iter().map(move |m| (s.address, m.care_of)))
+        .collect();
     if let Some(r) = registration {
         rc.trusted_prefixes = r.trusted_prefixes.clone();
         rc.keys = keys.keys.clone();
@@ -1660,6 +1665,36 @@ max_lifetime = 40
         assert!(p.take_log().iter().any(|l| l.contains("reason=withdrawn")));
         let out = p.on_frame(t0, 0, &bu_frame(coa, svc(), 2, 10));
         assert_eq!(ba_status(&out[0].1), 131);
+    }
+
+    #[test]
+    fn static_member_added_over_a_registration_replaces_it() {
+        let t0 = Instant::now();
+        let base = CONFIG.replace(
+            "[\"2001:db8:3::/64\"]",
+            "[\"2001:db8:3::/64\", \"2001:db8:2::/64\"]",
+        );
+        let mut p = plane(&base, t0);
+        let coa = a("2001:db8:3::7");
+        p.on_frame(t0, 0, &bu_frame(coa, svc(), 1, 10));
+        p.take_spec(t0);
+        // A registration may not take a static member's care-of address: 128.
+        let out = p.on_frame(t0, 0, &bu_frame(a("2001:db8:2::10"), svc(), 1, 10));
+        assert_eq!(ba_status(&out[0].1), 128);
+        let text = base.replace(
+            "[registration]",
+            "[[services.members]]\ncare_of = \"2001:db8:3::7\"\n[registration]",
+        );
+        p.reload(t0, config(&text), &KeyTable::default()).unwrap();
+        let spec = p.take_spec(t0).unwrap();
+        let ours: Vec<_> = spec.services[0]
+            .members
+            .iter()
+            .filter(|m| m.care_of == coa)
+            .collect();
+        assert_eq!(ours.len(), 1, "one member per care-of address");
+        assert!(ours[0].id >= STATIC_ID_BASE);
+        crate::dataplane::snapshot::Snapshot::build(&spec).unwrap();
     }
 
     #[test]

@@ -49,10 +49,13 @@
 //!    and no Binding Refresh Advice.
 //! 10. Care-of address not a global unicast address (unspecified, loopback, multicast,
 //!     link-local, IPv4-mapped), a service address or the home-agent address → **174**.
-//! 11. Existing binding and sequence number not newer ([`seqno::seq_gt`]) → **135** carrying
+//! 11. The care-of address is already a member of the service under another key (a static
+//!     member, or another BID) → **128**: the data plane identifies members by (care-of,
+//!     service).
+//! 12. Existing binding and sequence number not newer ([`seqno::seq_gt`]) → **135** carrying
 //!     the last accepted number (§9.5.1).
-//! 12. New binding while the service holds its configured maximum → **130**.
-//! 13. Accept: create or refresh; BA 0.
+//! 13. New binding while the service holds its configured maximum → **130**.
+//! 14. Accept: create or refresh; BA 0.
 //!
 //! # Care-of address and binding key
 //!
@@ -61,7 +64,8 @@
 //! source. A binding is keyed by (service, care-of address), or by (service, BID) when the
 //! BU carries a Binding Identifier option: a member process that owns its BID can then move
 //! to a new care-of address and keep its identity (same member id and epoch, so its
-//! affinity pins stay valid), and one host can register several members from one address.
+//! affinity pins stay valid), and one host can register for several services from one
+//! address. Within a service a care-of address belongs to one member (check 11).
 //! Only the first Binding Identifier option is used (no bulk registration).
 //!
 //! # Binding Acknowledgement
@@ -170,6 +174,8 @@ pub struct RegistrarConfig {
     pub default_weight: u32,
     /// Hop limit of the packets sent.
     pub hop_limit: u8,
+    /// (service, care-of) pairs taken by static members: a registration may not use them.
+    pub reserved_care_ofs: Vec<(Ipv6Addr, Ipv6Addr)>,
 }
 
 impl RegistrarConfig {
@@ -185,6 +191,7 @@ impl RegistrarConfig {
             refresh_percent: DEFAULT_REFRESH_PERCENT,
             default_weight: 1,
             hop_limit: DEFAULT_HOP_LIMIT,
+            reserved_care_ofs: Vec::new(),
         }
     }
 }
@@ -412,6 +419,9 @@ pub enum RejectReason {
     InvalidCareOf(Ipv6Addr),
     /// 130: the service holds its maximum of bindings.
     BindingLimit,
+    /// 128: another member of the service (static, or registered under another key) has
+    /// this care-of address; the data plane tells members apart by (care-of, service).
+    CareOfInUse(Ipv6Addr),
 }
 
 impl RejectReason {
@@ -428,6 +438,7 @@ impl RejectReason {
             RejectReason::SequenceOutOfWindow { .. } => BaStatus::SequenceNumberOutOfWindow,
             RejectReason::InvalidCareOf(_) => BaStatus::InvalidCareOf,
             RejectReason::BindingLimit => BaStatus::InsufficientResources,
+            RejectReason::CareOfInUse(_) => BaStatus::ReasonUnspecified,
         }
     }
 }
@@ -721,6 +732,13 @@ impl Registrar {
         {
             return self.reject(RejectReason::InvalidCareOf(care_of), &ctx);
         }
+        let taken_by_static = self.config.reserved_care_ofs.contains(&(home, care_of));
+        let taken_by_other_key = self.records.iter().any(|(k, r)| {
+            k.service == home && *k != key && r.binding.is_some_and(|b| b.care_of == care_of)
+        });
+        if taken_by_static || taken_by_other_key {
+            return self.reject(RejectReason::CareOfInUse(care_of), &ctx);
+        }
         if let Some(b) = existing {
             if !seqno::seq_gt(bu.sequence, b.last_sequence) {
                 return self.reject(
@@ -774,7 +792,8 @@ impl Registrar {
     }
 
     /// Applies a new configuration (a reload). Bindings of services that are gone or no
-    /// longer accept registrations are removed and reported as
+    /// longer accept registrations, and bindings whose care-of address became a static
+    /// member's, are removed and reported as
     /// [`LeaveReason::Withdrawn`]; the others keep their state, including sequence numbers
     /// and replay timestamps. A lower `max_lifetime_units` applies from the next renewal.
     pub fn reconfigure(&mut self, config: RegistrarConfig) -> Vec<MemberEvent> {
@@ -784,7 +803,11 @@ impl Registrar {
                 .services
                 .iter()
                 .any(|s| s.address == key.service && s.accept_registrations);
-            if still_served {
+            // A static member added with the binding's care-of address takes its place.
+            let now_static = record
+                .binding
+                .is_some_and(|b| config.reserved_care_ofs.contains(&(key.service, b.care_of)));
+            if still_served && !now_static {
                 continue;
             }
             if let Some(b) = record.binding.take() {
@@ -2157,7 +2180,7 @@ mod tests {
             care_of,
         };
         let mh = bu_mh(1, true, 10, s1(), &[bid(None)], None);
-        let out = r.on_mobility_header(clock.at(1), &rx(coa1(), Some(s1()), &mh));
+        let out = r.on_mobility_header(clock.at(1), &rx(coa2(), Some(s1()), &mh));
         assert_eq!(status(&out), 0);
         let mh = bu_mh(
             2,
@@ -2167,7 +2190,7 @@ mod tests {
             &[bid(None), MobilityOption::AlternateCareOf(s1())],
             None,
         );
-        let out = r.on_mobility_header(clock.at(2), &rx(coa1(), Some(s1()), &mh));
+        let out = r.on_mobility_header(clock.at(2), &rx(coa2(), Some(s1()), &mh));
         assert_eq!(out.verdict, Verdict::Accepted(Accepted::Deregistered));
         assert_eq!(parse_ba(&out.reply).ack.lifetime, 0);
     }
@@ -2183,34 +2206,38 @@ mod tests {
             bid_pri: 0,
             care_of,
         };
+        let coa3 = a("2001:db8:100::30");
         let one = bu_mh(1, true, 10, s1(), &[bid(1, None)], None);
         let two = bu_mh(1, true, 10, s1(), &[bid(2, None)], None);
         let out1 = r.on_mobility_header(clock.at(0), &rx(coa1(), Some(s1()), &one));
-        let out2 = r.on_mobility_header(clock.at(0), &rx(coa1(), Some(s1()), &two));
+        let out2 = r.on_mobility_header(clock.at(0), &rx(coa2(), Some(s1()), &two));
         assert_eq!(out1.verdict, Verdict::Accepted(Accepted::Registered));
         assert_eq!(out2.verdict, Verdict::Accepted(Accepted::Registered));
         let members = r.members(&s1());
         assert_eq!(members.len(), 2);
         assert_ne!(members[0].id, members[1].id);
-        assert!(members.iter().all(|m| m.care_of == coa1()));
         // BID 1 moves to another care-of address (from the BID option): same member.
-        let moved = bu_mh(2, true, 10, s1(), &[bid(1, Some(coa2()))], None);
+        let moved = bu_mh(2, true, 10, s1(), &[bid(1, Some(coa3))], None);
         let out = r.on_mobility_header(clock.at(1), &rx(coa1(), Some(s1()), &moved));
         assert_eq!(
             out.events,
             [MemberEvent::Refreshed {
                 service: s1(),
-                care_of: coa2(),
+                care_of: coa3,
                 id: members[0].id,
                 epoch: 1,
                 lifetime: Duration::from_secs(40),
             }]
         );
-        assert_eq!(r.members(&s1())[0].care_of, coa2());
-        // A BU without BID from the same address is a third binding.
+        assert_eq!(r.members(&s1())[0].care_of, coa3);
+        // A BU without BID from the address BID 1 left is a third binding.
         let out = register(&mut r, clock.at(1), 1);
         assert_eq!(out.verdict, Verdict::Accepted(Accepted::Registered));
         assert_eq!(r.members(&s1()).len(), 3);
+        // One host may register for several services under BIDs from one address.
+        let other = bu_mh(1, true, 10, s2(), &[bid(1, None)], None);
+        let out = r.on_mobility_header(clock.at(1), &rx(coa1(), Some(s2()), &other));
+        assert_eq!(status(&out), 0);
     }
 
     fn vendor(sub_type: u8, data: &[u8]) -> MobilityOption<'_> {
@@ -2329,6 +2356,63 @@ mod tests {
         assert_eq!(ba.ack.sequence, 5);
         assert_eq!(ba.replay, Some(ts(1)));
         assert!(auth::verify_mn_ha(KEY, &far(), &s1(), &ba.mh).unwrap());
+    }
+
+    #[test]
+    fn care_of_in_use_is_128() {
+        let clock = Clock::new();
+        let mut c = config();
+        c.reserved_care_ofs.push((s1(), coa2()));
+        let mut r = Registrar::new(c);
+        // A static member's care-of address.
+        let mh = plain_bu(1, 10, s1());
+        let out = r.on_mobility_header(clock.at(0), &rx(coa2(), Some(s1()), &mh));
+        assert_eq!(
+            out.verdict,
+            Verdict::Rejected(RejectReason::CareOfInUse(coa2()))
+        );
+        assert_eq!(parse_ba(&out.reply).ack.status, BaStatus::ReasonUnspecified);
+        // The same care-of for another service is fine.
+        let mh = plain_bu(1, 10, s2());
+        assert_eq!(
+            status(&r.on_mobility_header(clock.at(0), &rx(coa2(), Some(s2()), &mh))),
+            0
+        );
+        // Two BIDs from one care-of for one service: the second is refused.
+        let with_bid = |bid: u16, seq: u16| {
+            bu_mh(
+                seq,
+                true,
+                10,
+                s1(),
+                &[MobilityOption::BindingIdentifier {
+                    bid,
+                    status: 0,
+                    h: false,
+                    bid_pri: 0,
+                    care_of: None,
+                }],
+                None,
+            )
+        };
+        let out = r.on_mobility_header(clock.at(0), &rx(coa1(), Some(s1()), &with_bid(1, 1)));
+        assert_eq!(status(&out), 0);
+        let out = r.on_mobility_header(clock.at(0), &rx(coa1(), Some(s1()), &with_bid(2, 1)));
+        assert_eq!(
+            out.verdict,
+            Verdict::Rejected(RejectReason::CareOfInUse(coa1()))
+        );
+        // A refresh of the first is not a conflict with itself.
+        let out = r.on_mobility_header(clock.at(1), &rx(coa1(), Some(s1()), &with_bid(1, 2)));
+        assert_eq!(status(&out), 0);
+        // A reload that makes coa1 a static member withdraws the binding.
+        let mut c = r.config().clone();
+        c.reserved_care_ofs.push((s1(), coa1()));
+        let events = r.reconfigure(c);
+        assert!(matches!(
+            events[..],
+            [MemberEvent::Left { care_of, reason: LeaveReason::Withdrawn, .. }] if care_of == coa1()
+        ));
     }
 
     #[test]
