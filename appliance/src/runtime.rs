@@ -951,6 +951,7 @@ fn build_view(i: &ViewInputs<'_>) -> ControlView {
         ("reloads_ok".into(), pc.reloads_ok),
         ("reloads_failed".into(), pc.reloads_failed),
         ("drained_removed".into(), pc.drained_removed),
+        ("log_suppressed".into(), pc.log_suppressed),
     ]);
     let ports = i
         .plan

@@ -60,6 +60,9 @@ use crate::control::registration::{
 use crate::dataplane::ratelimit::TokenBucket;
 use crate::dataplane::snapshot::{MemberSpec, MemberStatus, SnapshotSpec, MEMBER_SLOTS};
 
+/// Refusal log lines (rejected BUs, discarded Mobility Headers) per second, and burst.
+pub const REFUSAL_LOG_RATE: u32 = 10;
+
 /// First id of static members (registered members count up from 1).
 pub const STATIC_ID_BASE: u32 = 0x8000_0000;
 
@@ -131,6 +134,8 @@ pub struct PlaneCounters {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub drained_removed: u64,
+    /// Refusal log lines left out by the rate limit.
+    pub log_suppressed: u64,
 }
 
 /// Per-service values the plane needs from the configuration.
@@ -207,6 +212,9 @@ pub struct ControlPlane {
     leaving: Vec<Leaving>,
     slots: Slots,
     icmp: TokenBucket,
+    refusal_log: TokenBucket,
+    suppressed_pending: u64,
+    last_suppressed_note: Instant,
     epoch: Instant,
     dirty: bool,
     generation: u64,
@@ -354,6 +362,9 @@ impl ControlPlane {
             leaving: Vec::new(),
             slots: Slots::default(),
             icmp,
+            refusal_log: TokenBucket::new(REFUSAL_LOG_RATE, REFUSAL_LOG_RATE, 0),
+            suppressed_pending: 0,
+            last_suppressed_note: now,
             epoch: now,
             dirty: true,
             generation: 0,
@@ -538,7 +549,20 @@ impl ControlPlane {
         let outcome = self
             .registrar
             .on_mobility_header(Now { mono: now, unix }, &rx);
-        self.log.extend(outcome.log.iter().cloned());
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        for line in &outcome.log {
+            // Refusals are logged at most REFUSAL_LOG_RATE per second (a flood of bad BUs
+            // must not flood the log); what is left out is counted and summarised.
+            let refusal = line.starts_with("event=bu_rejected")
+                || line.starts_with("event=mh_discarded")
+                || line.starts_with("event=binding_error");
+            if refusal && !self.refusal_log.try_take(ms) {
+                self.counters.log_suppressed += 1;
+                self.suppressed_pending += 1;
+                continue;
+            }
+            self.log.push(line.clone());
+        }
         match &outcome.reply {
             Some(Reply::Packet(p)) => {
                 // Back to the previous hop that delivered the BU (RFC 6275 §9.5.4 addresses
@@ -828,6 +852,16 @@ impl ControlPlane {
                 l.service, l.spec.care_of, l.spec.id, l.spec.epoch
             ));
             self.dirty = true;
+        }
+        if self.suppressed_pending > 0
+            && now.saturating_duration_since(self.last_suppressed_note) >= Duration::from_secs(1)
+        {
+            self.log.push(format!(
+                "event=log_suppressed lines={} what=refused_mobility_headers",
+                self.suppressed_pending
+            ));
+            self.suppressed_pending = 0;
+            self.last_suppressed_note = now;
         }
         // Admin drains past their deadline turn the member down (flows re-picked) until
         // undrained.
@@ -1793,6 +1827,30 @@ max_lifetime = 40
         );
         assert!(p.health().counters().timeouts >= 2);
         assert!(p.health().counters().replies >= 5);
+    }
+
+    #[test]
+    fn refusals_are_logged_at_a_limited_rate() {
+        let t0 = Instant::now();
+        let mut p = plane(CONFIG, t0);
+        p.take_log();
+        for seq in 0..50 {
+            let out = p.on_frame(t0, 0, &bu_frame(a("2001:db8:9::1"), svc(), seq, 10));
+            assert_eq!(ba_status(&out[0].1), 129, "every refusal is answered");
+        }
+        let logged = p.take_log();
+        assert_eq!(logged.len(), REFUSAL_LOG_RATE as usize);
+        assert_eq!(p.counters().log_suppressed, 40);
+        p.on_tick(t0 + Duration::from_secs(1), no_traffic);
+        assert!(p
+            .take_log()
+            .iter()
+            .any(|l| l == "event=log_suppressed lines=40 what=refused_mobility_headers"));
+        assert_eq!(
+            p.registrar().counters().auth_failures.values().sum::<u64>(),
+            50,
+            "all counted"
+        );
     }
 
     #[test]
