@@ -952,6 +952,7 @@ fn build_view(i: &ViewInputs<'_>) -> ControlView {
         ("reloads_failed".into(), pc.reloads_failed),
         ("drained_removed".into(), pc.drained_removed),
         ("log_suppressed".into(), pc.log_suppressed),
+        ("tunnel_errors_relayed".into(), pc.tunnel_errors_relayed),
     ]);
     let ports = i
         .plan

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anycast6_wire::checksum::proto;
 use anycast6_wire::ethernet::{self, MacAddr};
-use anycast6_wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, ParamProblemCode};
+use anycast6_wire::icmpv6::{DstUnreachableCode, Icmpv6Packet, Icmpv6Repr, ParamProblemCode};
 use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use anycast6_wire::ipv6ext::ExtHeaderChain;
 
@@ -136,6 +136,14 @@ pub struct PlaneCounters {
     pub drained_removed: u64,
     /// Refusal log lines left out by the rate limit.
     pub log_suppressed: u64,
+    /// ICMPv6 errors from inside a tunnel relayed to the original source (RFC 2473 §8).
+    pub tunnel_errors_relayed: u64,
+}
+
+/// What an error from inside a tunnel becomes for the original source.
+enum RelayedError {
+    TooBig(u32),
+    Unreachable,
 }
 
 /// Per-service values the plane needs from the configuration.
@@ -496,9 +504,113 @@ impl ControlPlane {
                 }
                 self.apply_health_events(events);
             }
-            PacketOutcome::NotMine => self.counters.unhandled += 1,
+            PacketOutcome::NotMine => match self.tunnel_error_relay(now, packet) {
+                Some(relayed) => {
+                    self.counters.tunnel_errors_relayed += 1;
+                    out.push((port, ethernet_frame(peer_mac, port_mac, &relayed)));
+                }
+                None => self.counters.unhandled += 1,
+            },
         }
         out
+    }
+
+    /// RFC 2473 §8: an ICMPv6 error from inside a tunnel (sent to the tunnel address,
+    /// quoting one of our tunnel packets) is relayed to the original packet's source:
+    /// Packet Too Big as Packet Too Big with the tunnel headers taken off the MTU (only
+    /// for an original packet over 1280 octets, §8.2), everything else as Destination
+    /// Unreachable code 3 (address unreachable). Rate-limited like every error we send
+    /// (RFC 4443 §2.4(f)); never sent to a service, multicast or unspecified source
+    /// (§2.4(e)).
+    fn tunnel_error_relay(&mut self, now: Instant, packet: &[u8]) -> Option<Vec<u8>> {
+        let ip = Ipv6Packet::new_checked(packet).ok()?;
+        let repr = Ipv6Repr::parse(&ip).ok()?;
+        if repr.dst != self.config.appliance.tunnel_address || repr.next_header != proto::ICMPV6 {
+            return None;
+        }
+        let msg = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+        let error = Icmpv6Repr::parse(&msg, &repr.src, &repr.dst).ok()?;
+        let invoking = error.invoking()?;
+        // The quoted packet: our tunnel packet, then the original inside it.
+        let outer = Ipv6Packet::new_unchecked(invoking);
+        if invoking.len() < ipv6::HEADER_LEN
+            || outer.src_addr() != self.config.appliance.tunnel_address
+        {
+            return None;
+        }
+        let chain =
+            ExtHeaderChain::walk(outer.next_header(), &invoking[ipv6::HEADER_LEN..]).ok()?;
+        if chain.upper_layer != 41 {
+            return None;
+        }
+        let tunnel_headers = ipv6::HEADER_LEN + chain.upper_offset;
+        let original = invoking.get(tunnel_headers..)?;
+        if original.len() < ipv6::HEADER_LEN {
+            return None;
+        }
+        let orig = Ipv6Packet::new_unchecked(original);
+        let to = orig.src_addr();
+        let original_len = ipv6::HEADER_LEN + usize::from(orig.payload_len());
+        if to.is_multicast()
+            || to.is_unspecified()
+            || self.config.services.iter().any(|s| s.address == to)
+            || self.is_local(&to)
+        {
+            return None;
+        }
+        let relayed = match error {
+            Icmpv6Repr::PacketTooBig { mtu, .. } => {
+                if original_len <= ipv6::MIN_MTU {
+                    return None;
+                }
+                let inner_mtu = mtu
+                    .saturating_sub(tunnel_headers as u32)
+                    .max(ipv6::MIN_MTU as u32);
+                RelayedError::TooBig(inner_mtu)
+            }
+            Icmpv6Repr::DstUnreachable { .. }
+            | Icmpv6Repr::TimeExceeded { .. }
+            | Icmpv6Repr::ParamProblem { .. } => RelayedError::Unreachable,
+            _ => return None,
+        };
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        if !self.icmp.try_take(ms) {
+            self.counters.icmp_rate_limited += 1;
+            return None;
+        }
+        let src = self.config.appliance.tunnel_address;
+        let room = ipv6::MIN_MTU - ipv6::HEADER_LEN - 8;
+        let quote = &original[..original.len().min(room)];
+        let icmp = match relayed {
+            RelayedError::TooBig(mtu) => Icmpv6Repr::PacketTooBig {
+                mtu,
+                invoking: quote,
+            },
+            RelayedError::Unreachable => Icmpv6Repr::DstUnreachable {
+                code: DstUnreachableCode::AddrUnreachable,
+                invoking: quote,
+            },
+        };
+        let len = icmp.buffer_len();
+        let mut buf = vec![0u8; ipv6::HEADER_LEN + len];
+        Ipv6Repr {
+            src,
+            dst: to,
+            next_header: proto::ICMPV6,
+            payload_len: len,
+            hop_limit: self.config.appliance.outer_hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
+        .ok()?;
+        icmp.emit(
+            &mut Icmpv6Packet::new_unchecked(&mut buf[ipv6::HEADER_LEN..]),
+            &src,
+            &to,
+        )
+        .ok()?;
+        Some(buf)
     }
 
     fn learn(&mut self, addr: Ipv6Addr, mac: MacAddr) {
@@ -1851,6 +1963,113 @@ max_lifetime = 40
             50,
             "all counted"
         );
+    }
+
+    fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, payload: &[u8]) -> Vec<u8> {
+        let mut pkt = vec![0u8; 40 + payload.len()];
+        Ipv6Repr {
+            src,
+            dst,
+            next_header: nh,
+            payload_len: payload.len(),
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut pkt[..]))
+        .unwrap();
+        pkt[40..].copy_from_slice(payload);
+        pkt
+    }
+
+    fn icmp_error(repr: Icmpv6Repr<'_>, from: Ipv6Addr, to: Ipv6Addr) -> Vec<u8> {
+        let mut msg = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Icmpv6Packet::new_unchecked(&mut msg[..]), &from, &to)
+            .unwrap();
+        ipv6(from, to, proto::ICMPV6, &msg)
+    }
+
+    #[test]
+    fn errors_from_inside_the_tunnel_are_relayed_to_the_original_source() {
+        let t0 = Instant::now();
+        let mut p = plane(CONFIG, t0);
+        let client = a("2001:db8:77::5");
+        let router = a("2001:db8:2::1");
+        let original = ipv6(client, svc(), 17, &[0u8; 1400]);
+        let tunnel_pkt = ipv6(tunnel(), a("2001:db8:2::10"), 41, &original);
+        // Packet Too Big inside the tunnel: PTB to the client, MTU minus the 40 octets.
+        let ptb = icmp_error(
+            Icmpv6Repr::PacketTooBig {
+                mtu: 1400,
+                invoking: &tunnel_pkt[..1232],
+            },
+            router,
+            tunnel(),
+        );
+        let out = p.on_frame(t0, 0, &ethernet_frame(PORT_MAC, ROUTER_MAC, &ptb));
+        assert_eq!(out.len(), 1);
+        let ip = Ipv6Packet::new_checked(&out[0].1[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (tunnel(), client));
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        match Icmpv6Repr::parse(&msg, &ip.src_addr(), &ip.dst_addr()).unwrap() {
+            Icmpv6Repr::PacketTooBig { mtu, invoking } => {
+                assert_eq!(mtu, 1360);
+                assert_eq!(
+                    &invoking[..40],
+                    &original[..40],
+                    "quotes the original packet"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Time Exceeded inside the tunnel: Destination Unreachable code 3.
+        let te = icmp_error(
+            Icmpv6Repr::TimeExceeded {
+                code: anycast6_wire::icmpv6::TimeExceededCode::HopLimitExceeded,
+                invoking: &tunnel_pkt[..200],
+            },
+            router,
+            tunnel(),
+        );
+        let out = p.on_frame(t0, 0, &ethernet_frame(PORT_MAC, ROUTER_MAC, &te));
+        let ip = Ipv6Packet::new_checked(&out[0].1[14..]).unwrap();
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(matches!(
+            Icmpv6Repr::parse(&msg, &ip.src_addr(), &ip.dst_addr()).unwrap(),
+            Icmpv6Repr::DstUnreachable {
+                code: DstUnreachableCode::AddrUnreachable,
+                ..
+            }
+        ));
+        assert_eq!(p.counters().tunnel_errors_relayed, 2);
+        // PTB for an original of 1280 octets or less: the entry point fragments, no relay.
+        let small = ipv6(client, svc(), 17, &[0u8; 600]);
+        let small_tunnel = ipv6(tunnel(), a("2001:db8:2::10"), 41, &small);
+        let ptb = icmp_error(
+            Icmpv6Repr::PacketTooBig {
+                mtu: 1280,
+                invoking: &small_tunnel,
+            },
+            router,
+            tunnel(),
+        );
+        assert!(p
+            .on_frame(t0, 0, &ethernet_frame(PORT_MAC, ROUTER_MAC, &ptb))
+            .is_empty());
+        // An error about somebody else's packet is not relayed.
+        let foreign = ipv6(a("2001:db8:9::9"), a("2001:db8:2::10"), 41, &original);
+        let te = icmp_error(
+            Icmpv6Repr::TimeExceeded {
+                code: anycast6_wire::icmpv6::TimeExceededCode::HopLimitExceeded,
+                invoking: &foreign[..200],
+            },
+            router,
+            tunnel(),
+        );
+        assert!(p
+            .on_frame(t0, 0, &ethernet_frame(PORT_MAC, ROUTER_MAC, &te))
+            .is_empty());
+        assert_eq!(p.counters().tunnel_errors_relayed, 2);
     }
 
     #[test]
