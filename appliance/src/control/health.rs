@@ -47,6 +47,9 @@ use serde::Serialize;
 
 /// Payload of echo probes.
 const ECHO_DATA: &[u8; 8] = b"a6health";
+/// High byte of the Echo identifier of every probe, so that replies to probes that have
+/// already timed out are still recognised as ours (and counted) rather than handed on.
+const ECHO_IDENT_PREFIX: u16 = 0xa600;
 /// Ephemeral source ports of TCP probes (RFC 6335 §6 dynamic range).
 const TCP_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
@@ -277,6 +280,9 @@ enum ProbeId {
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
     id: ProbeId,
+    /// Where the answer comes from: the care-of address, or the service address for a
+    /// tunnel probe.
+    reply_from: Ipv6Addr,
     isn: u32,
     sent: Instant,
     deadline: Instant,
@@ -352,6 +358,8 @@ impl HealthChecker {
         for (key, (target, spec)) in wanted {
             match self.targets.get_mut(&key) {
                 Some(c) => {
+                    // A shorter interval takes effect now, not after the old one has run.
+                    c.next_probe = c.next_probe.min(now + spec.interval);
                     c.target = target;
                     c.spec = spec;
                 }
@@ -448,9 +456,10 @@ impl HealthChecker {
         let (target, kind, interval, timeout) =
             (c.target, c.spec.kind, c.spec.interval, c.spec.timeout);
         self.counter = self.counter.wrapping_add(1);
-        let ident = 0xa600 ^ (self.counter >> 16) as u16;
+        // 24 bits of probe counter: ample to keep outstanding probes apart.
+        let ident = ECHO_IDENT_PREFIX | ((self.counter >> 16) as u16 & 0x00ff);
         let seq = self.counter as u16;
-        let (id, isn, packet) = match kind {
+        let (id, reply_from, isn, packet) = match kind {
             ProbeKind::Echo => {
                 let icmp = echo_request(self.source, target.care_of, ident, seq);
                 let p = ipv6_packet(
@@ -460,17 +469,23 @@ impl HealthChecker {
                     self.hop_limit,
                     &icmp,
                 );
-                (ProbeId::Echo { ident, seq }, 0, p)
+                (ProbeId::Echo { ident, seq }, target.care_of, 0, p)
             }
             ProbeKind::Tunnel => {
                 let icmp = echo_request(self.source, target.service, ident, seq);
                 let inner = ipv6_packet(self.source, target.service, proto::ICMPV6, 64, &icmp);
                 // RFC 2473 §4: outer header from the entry point to the exit point.
                 let p = ipv6_packet(self.source, target.care_of, 41, self.hop_limit, &inner);
-                (ProbeId::Echo { ident, seq }, 0, p)
+                (ProbeId::Echo { ident, seq }, target.service, 0, p)
             }
             ProbeKind::Tcp { port } => {
-                let local = self.free_port(target.care_of, port)?;
+                let Some(local) = self.free_port(target.care_of, port) else {
+                    // Every port is taken by a probe to the same care-of:port; try again
+                    // next interval rather than on every poll.
+                    let c = self.targets.get_mut(&key)?;
+                    c.next_probe = now + interval;
+                    return None;
+                };
                 let isn = self.isn_key.hash_one((target, self.counter)) as u32;
                 let syn = TcpRepr {
                     src_port: local,
@@ -502,6 +517,7 @@ impl HealthChecker {
                         remote: target.care_of,
                         remote_port: port,
                     },
+                    target.care_of,
                     isn,
                     p,
                 )
@@ -511,6 +527,7 @@ impl HealthChecker {
         let c = self.targets.get_mut(&key)?;
         c.outstanding = Some(Outstanding {
             id,
+            reply_from,
             isn,
             sent: now,
             deadline: now + timeout,
@@ -601,12 +618,7 @@ impl HealthChecker {
             // A reverse-tunnelled reply to a tunnel probe.
             41 => match split_ipv6(payload) {
                 Some((isrc, idst, proto::ICMPV6, ipayload)) if idst == self.source => {
-                    match self.on_icmp(now, isrc, idst, ipayload) {
-                        PacketOutcome::Consumed { events, send } => {
-                            PacketOutcome::Consumed { events, send }
-                        }
-                        PacketOutcome::NotMine => PacketOutcome::NotMine,
-                    }
+                    self.on_icmp(now, isrc, idst, ipayload)
                 }
                 _ => PacketOutcome::NotMine,
             },
@@ -632,11 +644,20 @@ impl HealthChecker {
         match repr {
             Icmpv6Repr::EchoReply { ident, seq_no, .. } => {
                 let id = ProbeId::Echo { ident, seq: seq_no };
-                if !self.probes.contains_key(&id) && (ident & 0xff00) != 0xa600 {
+                if !self.probes.contains_key(&id) && (ident & 0xff00) != ECHO_IDENT_PREFIX {
                     return PacketOutcome::NotMine;
                 }
+                let from_target = self
+                    .probes
+                    .get(&id)
+                    .and_then(|k| self.targets.get(k))
+                    .and_then(|c| c.outstanding)
+                    .is_some_and(|o| o.reply_from == src);
                 let mut events = Vec::new();
-                if let Some((key, o)) = self.settle(id) {
+                if !from_target {
+                    // Right identifiers, wrong sender (or no probe outstanding any more).
+                    self.counters.late_or_unmatched += 1;
+                } else if let Some((key, o)) = self.settle(id) {
                     self.counters.replies += 1;
                     events.extend(self.succeed(key, now.saturating_duration_since(o.sent)));
                 }
@@ -1219,6 +1240,192 @@ mod tests {
             spec(ProbeKind::Tcp { port: 80 }).to_string(),
             "tcp/80 every 1000ms timeout 500ms rise 2 fall 3"
         );
+    }
+
+    /// The fixed part of an IPv6 header: version 6, no traffic class or flow label.
+    fn ipv6_header(payload_len: u16, next_header: u8, hop_limit: u8) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&payload_len.to_be_bytes());
+        h.extend_from_slice(&[next_header, hop_limit]);
+        h
+    }
+
+    #[test]
+    fn probes_byte_for_byte() {
+        let t0 = Instant::now();
+        let t = target(0);
+        for kind in [
+            ProbeKind::Echo,
+            ProbeKind::Tunnel,
+            ProbeKind::Tcp { port: 8080 },
+        ] {
+            let mut h = HealthChecker::new(src(), 17);
+            h.sync(t0, &[(t, spec(kind))]);
+            let due = h.next_deadline().unwrap();
+            let (p, _) = probe_at(&mut h, due);
+            assert_eq!(&p[24..40], &t.care_of.octets());
+            assert_eq!(&p[8..24], &src().octets());
+            match kind {
+                ProbeKind::Echo => {
+                    assert_eq!(p.len(), 40 + 16);
+                    assert_eq!(&p[..8], &ipv6_header(16, 58, 17)[..]);
+                    // Type 128, code 0, checksum, identifier, sequence, payload.
+                    assert_eq!(&p[40..42], &[128, 0]);
+                    assert_eq!(p[44], (ECHO_IDENT_PREFIX >> 8) as u8);
+                    assert_eq!(&p[48..], ECHO_DATA);
+                    let msg = Icmpv6Packet::new_checked(&p[40..]).unwrap();
+                    assert!(msg.verify_checksum(&src(), &t.care_of));
+                }
+                ProbeKind::Tunnel => {
+                    assert_eq!(p.len(), 40 + 40 + 16);
+                    // RFC 2473 §3: the outer hop limit is the entry point's, the inner
+                    // packet is the one a host would originate.
+                    assert_eq!(&p[..8], &ipv6_header(56, 41, 17)[..]);
+                    assert_eq!(&p[40..48], &ipv6_header(16, 58, 64)[..]);
+                    assert_eq!(&p[48..64], &src().octets());
+                    assert_eq!(&p[64..80], &t.service.octets());
+                    assert_eq!(&p[80..82], &[128, 0]);
+                    assert_eq!(&p[88..], ECHO_DATA);
+                    let msg = Icmpv6Packet::new_checked(&p[80..]).unwrap();
+                    assert!(msg.verify_checksum(&src(), &t.service));
+                }
+                ProbeKind::Tcp { .. } => {
+                    assert_eq!(p.len(), 40 + 24);
+                    assert_eq!(&p[..8], &ipv6_header(24, 6, 17)[..]);
+                    let seg = &p[40..];
+                    assert!(TCP_PORTS.contains(&u16::from_be_bytes([seg[0], seg[1]])));
+                    assert_eq!(&seg[2..4], &8080u16.to_be_bytes());
+                    assert_eq!(&seg[8..12], &[0, 0, 0, 0], "no acknowledgement in a SYN");
+                    // Data offset 6 words, SYN only, window 1024, no urgent pointer.
+                    assert_eq!(&seg[12..16], &[0x60, 0x02, 0x04, 0x00]);
+                    assert_eq!(&seg[18..20], &[0, 0]);
+                    // MSS option: kind 2, length 4, 1220 (the IPv6 minimum MTU minus the
+                    // headers).
+                    assert_eq!(&seg[20..24], &[2, 4, 0x04, 0xc4]);
+                    assert!(TcpPacket::new_checked(seg)
+                        .unwrap()
+                        .verify_checksum(&src(), &t.care_of));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn echo_reply_with_bad_checksum_or_wrong_sender_is_ignored() {
+        let t0 = Instant::now();
+        let mut h = checker(ProbeKind::Echo, t0);
+        let due = h.next_deadline().unwrap();
+        let (p, _) = probe_at(&mut h, due);
+        let mut bad = answer(&p);
+        bad[42] ^= 0x01;
+        assert_eq!(h.on_packet(due, &bad), PacketOutcome::NotMine);
+        assert_eq!(h.counters().bad_checksum, 1);
+        // Right identifiers, valid checksum, but not from the care-of address.
+        let genuine = answer(&p);
+        let (_, d, _, payload) = split_ipv6(&genuine).unwrap();
+        let stranger = a("2001:db8:9::9");
+        let mut msg = payload.to_vec();
+        Icmpv6Packet::new_unchecked(&mut msg[..]).fill_checksum(&stranger, &d);
+        let spoofed = ipv6_packet(stranger, d, proto::ICMPV6, 64, &msg);
+        assert!(matches!(
+            h.on_packet(due, &spoofed),
+            PacketOutcome::Consumed { .. }
+        ));
+        assert_eq!(h.status()[0].successes, 0);
+        assert_eq!(h.counters().late_or_unmatched, 1);
+        // The genuine reply still settles the probe.
+        h.on_packet(due, &answer(&p));
+        assert_eq!(h.status()[0].successes, 1);
+        // An echo reply that is not ours at all is left for other handlers.
+        let foreign = Icmpv6Repr::EchoReply {
+            ident: 0x1234,
+            seq_no: 1,
+            data: b"ping",
+        };
+        let mut buf = vec![0u8; foreign.buffer_len()];
+        foreign
+            .emit(
+                &mut Icmpv6Packet::new_unchecked(&mut buf[..]),
+                &target(0).care_of,
+                &src(),
+            )
+            .unwrap();
+        let pkt = ipv6_packet(target(0).care_of, src(), proto::ICMPV6, 64, &buf);
+        assert_eq!(h.on_packet(due, &pkt), PacketOutcome::NotMine);
+    }
+
+    #[test]
+    fn port_unreachable_fails_a_tcp_probe() {
+        let t0 = Instant::now();
+        let mut h = checker(ProbeKind::Tcp { port: 443 }, t0);
+        let due = h.next_deadline().unwrap();
+        let (p, _) = probe_at(&mut h, due);
+        let err = Icmpv6Repr::DstUnreachable {
+            code: anycast6_wire::icmpv6::DstUnreachableCode::PortUnreachable,
+            invoking: &p,
+        };
+        let mut buf = vec![0u8; err.buffer_len()];
+        err.emit(
+            &mut Icmpv6Packet::new_unchecked(&mut buf[..]),
+            &target(0).care_of,
+            &src(),
+        )
+        .unwrap();
+        let pkt = ipv6_packet(target(0).care_of, src(), proto::ICMPV6, 64, &buf);
+        assert!(matches!(
+            h.on_packet(due, &pkt),
+            PacketOutcome::Consumed { .. }
+        ));
+        assert_eq!(h.status()[0].last_failure, Some(FailReason::Unreachable));
+        assert_eq!(h.counters().unreachable, 1);
+    }
+
+    #[test]
+    fn tcp_probe_timeout_and_outstanding_ports_are_distinct() {
+        let t0 = Instant::now();
+        let mut h = HealthChecker::new(src(), 64);
+        // Two services on the same member and port: two probes to one care-of:port.
+        let mut other = target(0);
+        other.service = a("2001:db8:100::2");
+        h.sync(
+            t0,
+            &[
+                (target(0), spec(ProbeKind::Tcp { port: 80 })),
+                (other, spec(ProbeKind::Tcp { port: 80 })),
+            ],
+        );
+        let (probes, _) = h.poll(ms(t0, 1000));
+        assert_eq!(probes.len(), 2);
+        let port = |p: &Probe| u16::from_be_bytes([p.packet[40], p.packet[41]]);
+        assert_ne!(port(&probes[0]), port(&probes[1]));
+        let (_, events) = h.poll(ms(t0, 1500));
+        assert!(events.is_empty());
+        assert_eq!(h.counters().timeouts, 2);
+        assert!(h
+            .status()
+            .iter()
+            .all(|s| s.last_failure == Some(FailReason::Timeout)));
+    }
+
+    #[test]
+    fn spec_change_applies_from_the_next_probe() {
+        let t0 = Instant::now();
+        let mut h = checker(ProbeKind::Echo, t0);
+        let due = h.next_deadline().unwrap();
+        let (p, _) = probe_at(&mut h, due);
+        let mut faster = spec(ProbeKind::Tcp { port: 22 });
+        faster.interval = Duration::from_millis(200);
+        faster.timeout = Duration::from_millis(100);
+        h.sync(due, &[(target(0), faster)]);
+        // The echo probe already sent is still answered and counted.
+        h.on_packet(due, &answer(&p));
+        assert_eq!(h.status()[0].successes, 1);
+        // The next probe is a TCP SYN, due within the new, shorter interval.
+        let next = h.next_deadline().unwrap();
+        assert!(next <= due + Duration::from_millis(200), "{:?}", next - due);
+        let (p, _) = probe_at(&mut h, next);
+        assert_eq!(split_ipv6(&p).unwrap().2, proto::TCP);
+        assert_eq!(h.status()[0].kind, "tcp/22");
     }
 
     proptest! {
