@@ -1015,6 +1015,15 @@ impl Config {
                 "registration.replay_window",
                 format!("{} is outside 1..=3600 seconds", r.replay_window),
             );
+        } else if r.replay_window <= 3 {
+            f.warn(
+                "registration.replay_window",
+                format!(
+                    "{} s: RFC 4285 §6 recommends more than 3 s for clocks that are not tightly \
+                     synchronised",
+                    r.replay_window
+                ),
+            );
         }
         // RFC 6275 §6.1.7: the Lifetime field counts 4-second units in 16 bits.
         let max = u32::from(u16::MAX) * 4;

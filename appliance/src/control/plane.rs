@@ -505,9 +505,11 @@ impl ControlPlane {
                 self.apply_health_events(events);
             }
             PacketOutcome::NotMine => match self.tunnel_error_relay(now, packet) {
-                Some(relayed) => {
+                Some((service_port, relayed)) => {
+                    // Towards the client, like every reply of the service: the service's
+                    // port and next hop (the error itself came from the members' side).
                     self.counters.tunnel_errors_relayed += 1;
-                    out.push((port, ethernet_frame(peer_mac, port_mac, &relayed)));
+                    self.send_to_port_next_hop(service_port, &relayed, &mut out);
                 }
                 None => self.counters.unhandled += 1,
             },
@@ -522,7 +524,7 @@ impl ControlPlane {
     /// Unreachable code 3 (address unreachable). Rate-limited like every error we send
     /// (RFC 4443 §2.4(f)); never sent to a service, multicast or unspecified source
     /// (§2.4(e)).
-    fn tunnel_error_relay(&mut self, now: Instant, packet: &[u8]) -> Option<Vec<u8>> {
+    fn tunnel_error_relay(&mut self, now: Instant, packet: &[u8]) -> Option<(u16, Vec<u8>)> {
         let ip = Ipv6Packet::new_checked(packet).ok()?;
         let repr = Ipv6Repr::parse(&ip).ok()?;
         if repr.dst != self.config.appliance.tunnel_address || repr.next_header != proto::ICMPV6 {
@@ -550,6 +552,11 @@ impl ControlPlane {
         }
         let orig = Ipv6Packet::new_unchecked(original);
         let to = orig.src_addr();
+        let service_port = self
+            .services
+            .iter()
+            .find(|s| s.address == orig.dst_addr())?
+            .port;
         let original_len = ipv6::HEADER_LEN + usize::from(orig.payload_len());
         if to.is_multicast()
             || to.is_unspecified()
@@ -610,7 +617,7 @@ impl ControlPlane {
             &to,
         )
         .ok()?;
-        Some(buf)
+        Some((service_port, buf))
     }
 
     fn learn(&mut self, addr: Ipv6Addr, mac: MacAddr) {
@@ -681,10 +688,18 @@ impl ControlPlane {
                 // the BA to the BU's source; the delivering router is a route to it).
                 if outcome.ba_status().is_some() {
                     self.counters.ba_sent += 1;
+                    out.push((port, ethernet_frame(peer_mac, port_mac, p)));
                 } else {
-                    self.counters.binding_errors_sent += 1;
+                    // RFC 6275 §9.3.3: Binding Errors SHOULD be rate-limited; they share
+                    // the ICMPv6 error bucket.
+                    let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+                    if self.icmp.try_take(ms) {
+                        self.counters.binding_errors_sent += 1;
+                        out.push((port, ethernet_frame(peer_mac, port_mac, p)));
+                    } else {
+                        self.counters.icmp_rate_limited += 1;
+                    }
                 }
-                out.push((port, ethernet_frame(peer_mac, port_mac, p)));
             }
             Some(Reply::ParameterProblem { to, code, pointer }) => {
                 if let Some(p) = self.parameter_problem(now, *to, *code, *pointer, packet) {
@@ -709,6 +724,14 @@ impl ControlPlane {
         pointer: u32,
         invoking: &[u8],
     ) -> Option<Vec<u8>> {
+        // RFC 4443 §2.4(e): no error to an unspecified, multicast or anycast (service)
+        // source.
+        if to.is_unspecified()
+            || to.is_multicast()
+            || self.config.services.iter().any(|s| s.address == to)
+        {
+            return None;
+        }
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         if !self.icmp.try_take(ms) {
             self.counters.icmp_rate_limited += 1;

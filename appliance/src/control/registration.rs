@@ -551,7 +551,14 @@ struct KeyRecord {
     id: u32,
     epoch: u32,
     binding: Option<Binding>,
+    /// Sequence number and time of the de-registration that ended the last binding: a
+    /// delayed BU older than it must not bring the binding back (RFC 6275 §10.3.2, §12
+    /// MAX_DELETE_BCE_TIMEOUT).
+    deleted: Option<(u16, Instant)>,
 }
+
+/// RFC 6275 §12: how long a de-registered entry's sequence number is remembered.
+pub const MAX_DELETE_BCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The MN-HA security association a BU was authenticated with, to authenticate the BA.
 #[derive(Debug, Clone, Copy)]
@@ -710,6 +717,9 @@ impl Registrar {
             service: home,
             ident: match bid {
                 Some((bid, _)) => BindingIdent::Bid(bid),
+                // RFC 6275 §10.3.2: a de-registration may name the home address as its
+                // care-of address; the binding it ends is the one of its sender.
+                None if care_of == home => BindingIdent::CareOf(rx.src),
                 None => BindingIdent::CareOf(care_of),
             },
         };
@@ -724,7 +734,19 @@ impl Registrar {
         }
 
         if bu.lifetime == 0 || care_of == home {
-            return self.deregister(key, existing, &bu, &ctx);
+            return self.deregister(now.mono, key, existing, &bu, &ctx);
+        }
+        if existing.is_none() {
+            let recently_deleted = self
+                .records
+                .get(&key)
+                .and_then(|r| r.deleted)
+                .filter(|(_, at)| now.mono.saturating_duration_since(*at) < MAX_DELETE_BCE_TIMEOUT);
+            if let Some((last, _)) = recently_deleted {
+                if !seqno::seq_gt(bu.sequence, last) {
+                    return self.reject(RejectReason::SequenceOutOfWindow { last }, &ctx);
+                }
+            }
         }
         if !is_global_unicast(&care_of)
             || care_of == self.config.home_agent
@@ -1026,6 +1048,7 @@ impl Registrar {
 
     fn deregister(
         &mut self,
+        now: Instant,
         key: BindingKey,
         existing: Option<Binding>,
         bu: &BindingUpdate,
@@ -1046,6 +1069,7 @@ impl Registrar {
             return self.reject(RejectReason::NoBinding, ctx);
         };
         record.binding = None;
+        record.deleted = Some((bu.sequence, now));
         let event = MemberEvent::Left {
             service: key.service,
             care_of: b.care_of,
@@ -1082,6 +1106,7 @@ impl Registrar {
                     id,
                     epoch: 0,
                     binding: None,
+                    deleted: None,
                 })
             }
         };
@@ -1832,11 +1857,13 @@ mod tests {
         let out = r.on_mobility_header(clock.at(3), &rx(coa1(), Some(s1()), &mh));
         assert_eq!(status(&out), 135);
         assert_eq!(r.binding_count(), 1);
-        // After removal, any sequence number is accepted (no entry, §9.5.1).
         let mh = plain_bu(1, 0, s1());
         let out = r.on_mobility_header(clock.at(3), &rx(coa1(), Some(s1()), &mh));
         assert_eq!(out.verdict, Verdict::Accepted(Accepted::Deregistered));
-        assert_eq!(status(&register(&mut r, clock.at(4), 40000)), 0);
+        // Within MAX_DELETE_BCE_TIMEOUT the de-registration's number still counts (§12);
+        // after it, any sequence number is accepted (no entry, §9.5.1).
+        assert_eq!(status(&register(&mut r, clock.at(4), 40000)), 135);
+        assert_eq!(status(&register(&mut r, clock.at(14), 40000)), 0);
     }
 
     #[test]
@@ -2160,7 +2187,7 @@ mod tests {
         c.trusted_prefixes.push((s1(), 128));
         let mut r = Registrar::new(c);
         register(&mut r, clock.at(0), 1);
-        // That names the binding keyed by the care-of address S, which does not exist.
+        // That ends the binding of its sender (keyed by its source address).
         let mh = bu_mh(
             2,
             true,
@@ -2170,7 +2197,8 @@ mod tests {
             None,
         );
         let out = r.on_mobility_header(clock.at(1), &rx(coa1(), Some(s1()), &mh));
-        assert_eq!(out.verdict, Verdict::Rejected(RejectReason::NoBinding));
+        assert_eq!(out.verdict, Verdict::Accepted(Accepted::Deregistered));
+        assert!(r.members(&s1()).is_empty());
         // With a Binding Identifier the key does not depend on the care-of address.
         let bid = |care_of| MobilityOption::BindingIdentifier {
             bid: 9,
@@ -2356,6 +2384,31 @@ mod tests {
         assert_eq!(ba.ack.sequence, 5);
         assert_eq!(ba.replay, Some(ts(1)));
         assert!(auth::verify_mn_ha(KEY, &far(), &s1(), &ba.mh).unwrap());
+    }
+
+    #[test]
+    fn delayed_bu_after_deregistration_is_135_for_ten_seconds() {
+        let clock = Clock::new();
+        let mut r = Registrar::new(config());
+        assert_eq!(status(&register(&mut r, clock.at(0), 10)), 0);
+        let dereg = plain_bu(12, 0, s1());
+        assert_eq!(
+            status(&r.on_mobility_header(clock.at(1), &rx(coa1(), Some(s1()), &dereg))),
+            0
+        );
+        // A refresh sent before the de-registration, delivered after it.
+        let out = register(&mut r, clock.at(2), 11);
+        assert_eq!(
+            out.verdict,
+            Verdict::Rejected(RejectReason::SequenceOutOfWindow { last: 12 })
+        );
+        assert!(r.members(&s1()).is_empty());
+        // A newer one registers again.
+        assert_eq!(status(&register(&mut r, clock.at(3), 13)), 0);
+        // After MAX_DELETE_BCE_TIMEOUT the old number is forgotten.
+        let dereg = plain_bu(14, 0, s1());
+        r.on_mobility_header(clock.at(4), &rx(coa1(), Some(s1()), &dereg));
+        assert_eq!(status(&register(&mut r, clock.at(15), 1)), 0);
     }
 
     #[test]
