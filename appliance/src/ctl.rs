@@ -1,6 +1,6 @@
 //! `anycast6 ctl`: the operator's client for the admin socket (docs/operations.md).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::Ipv6Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -72,21 +72,40 @@ impl CtlCommand {
     }
 }
 
+/// How long `ctl` waits for an answer; the appliance itself gives up on its control
+/// thread after 2 s, so this only fires when the appliance is wedged.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the admin socket, saying what to check when that fails.
+fn connect(socket: &Path) -> anyhow::Result<UnixStream> {
+    UnixStream::connect(socket).map_err(|e| {
+        let hint = match e.kind() {
+            ErrorKind::NotFound => "no such socket: is the appliance running? (admin.socket)",
+            ErrorKind::ConnectionRefused => {
+                "nobody answers (a socket left by a stopped appliance?): is the appliance running?"
+            }
+            ErrorKind::PermissionDenied => {
+                "permission denied: the socket is mode 0600, run ctl as the appliance's user (root)"
+            }
+            _ => "is the appliance running?",
+        };
+        anyhow::anyhow!("{hint}\nsocket {}: {e}", socket.display())
+    })
+}
+
 /// Sends one request and returns the `data` of a successful answer.
 pub fn call(socket: &Path, request: &Value) -> anyhow::Result<Value> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!(
-            "cannot reach the admin socket {} (is the appliance running, and are you allowed to \
-             open it?)",
-            socket.display()
-        )
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    writeln!(stream, "{request}")?;
+    let mut stream = connect(socket)?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+    writeln!(stream, "{request}").context("sending the request")?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)
         .context("reading the answer")?;
+    if line.is_empty() {
+        bail!("the appliance closed the connection without answering");
+    }
     let answer: Value = serde_json::from_str(&line).context("the answer is not JSON")?;
     if answer["ok"] == true {
         Ok(answer["data"].clone())
@@ -95,14 +114,19 @@ pub fn call(socket: &Path, request: &Value) -> anyhow::Result<Value> {
     }
 }
 
-/// Runs `anycast6 ctl`.
-pub fn run(args: &CtlArgs) -> anyhow::Result<ExitCode> {
+/// What `anycast6 ctl` prints for `args`: the table, or the JSON with `--json`.
+pub fn execute(args: &CtlArgs) -> anyhow::Result<String> {
     let data = call(&args.socket, &args.command.request())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&data)?);
+        Ok(format!("{}\n", serde_json::to_string_pretty(&data)?))
     } else {
-        print!("{}", render(&args.command, &data)?);
+        render(&args.command, &data)
     }
+}
+
+/// Runs `anycast6 ctl`; an error (the caller prints it) means exit status 1.
+pub fn run(args: &CtlArgs) -> anyhow::Result<ExitCode> {
+    print!("{}", execute(args)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -164,16 +188,31 @@ fn si(n: u64) -> String {
     }
 }
 
+/// 3725.4 -> "1h02m05s": uptimes read at a glance.
+fn duration(s: f64) -> String {
+    let s = if s.is_finite() && s > 0.0 {
+        s as u64
+    } else {
+        0
+    };
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
+        _ => format!("{}d{:02}h{:02}m", s / 86_400, s / 3600 % 24, s / 60 % 60),
+    }
+}
+
 fn secs(s: Option<u64>) -> String {
     s.map_or("-".into(), |s| format!("{s}s"))
 }
 
 fn render_status(d: &Value) -> String {
     let mut out = format!(
-        "anycast6 {} (pid {}), up {:.0} s, config {} (reloads {}), snapshot {}\n",
+        "anycast6 {} (pid {}), up {}, config {} (reloads {}), snapshot {}\n",
         d["version"].as_str().unwrap_or("?"),
         d["pid"],
-        d["uptime_s"].as_f64().unwrap_or(0.0),
+        duration(d["uptime_s"].as_f64().unwrap_or(0.0)),
         d["config_path"].as_str().unwrap_or("?"),
         d["config_generation"],
         d["snapshot_generation"],
@@ -385,6 +424,8 @@ fn render_stats(d: &Value) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::admin::Request;
+    use crate::control::view::{ControlView, PortView};
 
     #[test]
     fn tables_align() {
@@ -400,6 +441,180 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration(7.9), "7s");
+        assert_eq!(duration(307.0), "5m07s");
+        assert_eq!(duration(3725.4), "1h02m05s");
+        assert_eq!(duration(2.0 * 86_400.0 + 3.0 * 3600.0 + 60.0), "2d03h01m");
+        assert_eq!(duration(f64::NAN), "0s");
+        assert_eq!(duration(-1.0), "0s");
+    }
+
+    fn sample_view() -> ControlView {
+        let service: Ipv6Addr = "2001:db8:100::1".parse().unwrap();
+        let mut view = ControlView {
+            version: "0.1.0".into(),
+            pid: 17,
+            uptime_s: 61.0,
+            config_path: "/etc/anycast6.toml".into(),
+            config_generation: 2,
+            snapshot_generation: 5,
+            ports: vec![PortView {
+                name: "uplink".into(),
+                mac: "02:00:00:00:00:01".into(),
+                mtu: 1500,
+                ipackets: 12_345,
+                opackets: 99,
+                ..Default::default()
+            }],
+            services: vec![ServiceView {
+                address: service,
+                affinity: "client".into(),
+                port: "uplink".into(),
+                maglev_size: 65537,
+                accept_registrations: false,
+                members_active: 1,
+                members_draining: 1,
+                members_down: 0,
+                health: None,
+                packets: 1_500_000,
+                bytes: 0,
+                flows: 42,
+            }],
+            members: vec![MemberView {
+                service,
+                id: 3,
+                epoch: 2,
+                care_of: "2001:db8:3::7".parse().unwrap(),
+                origin: "registered".into(),
+                weight: 10,
+                state: "draining".into(),
+                health: "unchecked".into(),
+                health_detail: None,
+                lifetime_left_s: Some(30),
+                drain_left_s: Some(299),
+                packets: 5,
+                bytes: 500,
+                flows: 1,
+                rev_packets: 0,
+                rev_bytes: 0,
+            }],
+            bindings: vec![BindingView {
+                service,
+                care_of: "2001:db8:3::7".parse().unwrap(),
+                bid: None,
+                member_id: 3,
+                epoch: 2,
+                sequence: 65535,
+                lifetime_granted_s: 60,
+                lifetime_left_s: 30,
+                auth: "trusted-prefix".into(),
+                weight: 10,
+                age_s: 30,
+                refreshes: 0,
+            }],
+            ..Default::default()
+        };
+        view.dataplane.insert("rx_packets".into(), 12_345);
+        view.dataplane.insert("drop_bad_length".into(), 2);
+        view.health.insert("probes_sent".into(), 0);
+        let mut bursts = vec![0; 33];
+        bursts[1] = 99;
+        bursts[8] = 1;
+        view.workers.push(WorkerView {
+            id: 0,
+            burst_sizes: bursts,
+            ..Default::default()
+        });
+        view
+    }
+
+    /// The table for `command` from what the server selects out of the sample view.
+    fn rendered(command: CtlCommand) -> String {
+        let request = Request::parse(&command.request().to_string()).unwrap();
+        render(&command, &request.select(&sample_view())).unwrap()
+    }
+
+    #[test]
+    fn renders_status() {
+        assert_eq!(
+            rendered(CtlCommand::Status),
+            "anycast6 0.1.0 (pid 17), up 1m01s, config /etc/anycast6.toml (reloads 2), snapshot 5
+1 workers, 1 services, 1 members, 1 bindings; rx 12.3k fwd 0 rev 0 dropped 2
+PORT    MAC                MTU   NEXT-HOP  NEXT-HOP-MAC  RX     TX  MISSED
+uplink  02:00:00:00:00:01  1500  -         unresolved    12.3k  99  0
+"
+        );
+    }
+
+    #[test]
+    fn renders_services_members_bindings() {
+        assert_eq!(
+            rendered(CtlCommand::Services),
+            "SERVICE          AFFINITY  PORT    ACT/DRN/DOWN  REGISTER  HEALTH  PACKETS  FLOWS
+2001:db8:100::1  client    uplink  1/1/0         no        -       1.50M    42
+"
+        );
+        assert_eq!(
+            rendered(CtlCommand::Members { service: None }),
+            "SERVICE          CARE-OF        ID.EPOCH  ORIGIN      WEIGHT  STATE     HEALTH     LIFETIME  DRAIN  PACKETS  FLOWS
+2001:db8:100::1  2001:db8:3::7  3.2       registered  10      draining  unchecked  30s       299s   5        1
+"
+        );
+        assert_eq!(
+            rendered(CtlCommand::Members {
+                service: Some("2001:db8:200::1".parse().unwrap())
+            })
+            .lines()
+            .count(),
+            1
+        );
+        assert_eq!(
+            rendered(CtlCommand::Bindings),
+            "SERVICE          CARE-OF        BID  ID.EPOCH  SEQ    LIFETIME  AUTH            WEIGHT  REFRESHES
+2001:db8:100::1  2001:db8:3::7  -    3.2       65535  30/60s    trusted-prefix  10      0
+"
+        );
+    }
+
+    #[test]
+    fn renders_stats_with_burst_percentiles() {
+        assert_eq!(
+            rendered(CtlCommand::Stats),
+            "dataplane: drop_bad_length 2, rx_packets 12345
+registration: all zero
+health: all zero
+control: all zero
+WORKER  RX  FWD  POLLS  BURST-P50  BURST-P99  TX-FULL  EXC-RING-FULL
+0       0   0    100    1          1          0        0
+"
+        );
+    }
+
+    #[test]
+    fn actions_print_the_appliance_message() {
+        let reload = CtlCommand::Reload;
+        assert_eq!(
+            render(&reload, &json!("reloaded: no change")).unwrap(),
+            "reloaded: no change\n"
+        );
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_shape_is_an_error() {
+        for command in [
+            CtlCommand::Services,
+            CtlCommand::Members { service: None },
+            CtlCommand::Bindings,
+            CtlCommand::Stats,
+        ] {
+            assert!(render(&command, &json!({"x": 1})).is_err(), "{command:?}");
+        }
+        // Status shows what it can.
+        assert!(render(&CtlCommand::Status, &json!(null)).is_ok());
+    }
+
+    #[test]
     fn unreachable_socket_says_what_to_check() {
         let e = call(
             Path::new("/nonexistent/anycast6.sock"),
@@ -407,7 +622,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            format!("{e:#}").contains("is the appliance running"),
+            format!("{e:#}").contains("is the appliance running")
+                && format!("{e:#}").contains("/nonexistent/anycast6.sock"),
             "{e:#}"
         );
     }

@@ -23,10 +23,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv6Addr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -35,7 +35,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::control::plane::MemberSelector;
+pub use crate::control::plane::MemberSelector;
 use crate::control::view::ControlView;
 
 /// Longest request line accepted.
@@ -182,7 +182,8 @@ impl Request {
     }
 }
 
-/// The running admin server; dropping it stops it and removes the socket.
+/// The running admin server; [`AdminServer::shutdown`] or dropping it stops it, closes
+/// the clients' connections and removes the socket.
 pub struct AdminServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
@@ -191,6 +192,10 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Binds the socket at `path` and serves it on a thread.
+    ///
+    /// Creates the parent directory if missing, replaces a socket file nobody answers on
+    /// (left by an appliance that died), and refuses to start when a live appliance answers
+    /// on it or when the path is something other than a socket.
     pub fn start(
         path: &Path,
         to_control: mpsc::Sender<ControlRequest>,
@@ -202,19 +207,27 @@ impl AdminServer {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).ok();
             }
         }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                bail!(
-                    "admin socket {}: another appliance is answering on it; give this one \
-                     another admin.socket",
-                    path.display()
-                );
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_socket() => bail!(
+                "admin socket {}: the path exists and is not a socket; not replacing it",
+                path.display()
+            ),
+            Ok(_) => {
+                if UnixStream::connect(path).is_ok() {
+                    bail!(
+                        "admin socket {}: another appliance is answering on it; give this one \
+                         another admin.socket",
+                        path.display()
+                    );
+                }
+                std::fs::remove_file(path)
+                    .with_context(|| format!("removing the stale socket {}", path.display()))?;
             }
-            std::fs::remove_file(path)
-                .with_context(|| format!("removing the stale socket {}", path.display()))?;
+            Err(_) => {}
         }
         let listener =
             UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        // Whoever can open the socket can drain members and reload: owner only.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("chmod 600 {}", path.display()))?;
         listener.set_nonblocking(true)?;
@@ -233,6 +246,12 @@ impl AdminServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Stops accepting, closes every client connection, waits for the server's threads
+    /// (at most [`CONTROL_ANSWER_TIMEOUT`] for a request in flight) and removes the socket.
+    pub fn shutdown(self) {
+        drop(self);
+    }
 }
 
 impl Drop for AdminServer {
@@ -245,43 +264,62 @@ impl Drop for AdminServer {
     }
 }
 
+/// A client being served: a handle on its stream (to close it at shutdown) and its thread.
+struct Connection {
+    stream: UnixStream,
+    thread: JoinHandle<()>,
+}
+
 fn accept_loop(
     listener: UnixListener,
     to_control: mpsc::Sender<ControlRequest>,
     stop: Arc<AtomicBool>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let mut connections: Vec<Connection> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        connections.retain(|c| !c.thread.is_finished());
         match listener.accept() {
             Ok((mut stream, _)) => {
-                if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                if connections.len() >= MAX_CONNECTIONS {
                     let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                     let _ = writeln!(
                         stream,
                         "{}",
-                        json!({"ok": false, "error": "too many admin connections"})
+                        json!({"ok": false, "error": format!(
+                            "too many admin connections (at most {MAX_CONNECTIONS})"
+                        )})
                     );
                     continue;
                 }
-                active.fetch_add(1, Ordering::Relaxed);
+                let Ok(handle) = stream.try_clone() else {
+                    continue;
+                };
                 let tx = to_control.clone();
-                let count = Arc::clone(&active);
-                let stop = Arc::clone(&stop);
+                let flag = Arc::clone(&stop);
                 let spawned = std::thread::Builder::new()
                     .name("anycast6-admin-conn".into())
-                    .spawn(move || {
-                        serve(stream, &tx, &stop);
-                        count.fetch_sub(1, Ordering::Relaxed);
+                    .spawn(move || serve(stream, &tx, &flag));
+                if let Ok(thread) = spawned {
+                    connections.push(Connection {
+                        stream: handle,
+                        thread,
                     });
-                if spawned.is_err() {
-                    active.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            // EMFILE and the like: back off rather than spin.
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
+    }
+    // A blocked read returns at once once its socket is shut down.
+    for c in &connections {
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+    }
+    for c in connections {
+        let _ = c.thread.join();
     }
 }
 
