@@ -65,7 +65,7 @@ use anycast6_wire::ipv6ext::{ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader};
 use anycast6_wire::tunnel::{self, EncapOutcome, TunnelParams};
 use anycast6_wire::{Error, PacketBuf};
 
-use super::affinity::{AffinityError, AffinityTable, FlowKey, Resolution};
+use super::affinity::{AffinityError, AffinityTable, FlowKey, MemberState, Resolution};
 use super::counters::{CounterMirror, Counters, DropReason, Stat};
 use super::flowhash::{self, flow_label, ports_of};
 use super::ratelimit::TokenBucket;
@@ -349,6 +349,15 @@ const ICMP_ERROR_HEADERS: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmp
 #[inline]
 fn is_nd(icmp_type: Option<u8>) -> bool {
     matches!(icmp_type, Some(133..=137))
+}
+
+/// A TCP segment with SYN and without ACK: the first packet of a new connection.
+#[inline]
+fn is_tcp_syn(protocol: u8, upper: Option<&[u8]>) -> bool {
+    protocol == proto::TCP
+        && upper
+            .and_then(|u| u.get(13))
+            .is_some_and(|flags| flags & 0x12 == 0x02)
 }
 
 /// Parses the frame once; an `Err` is the drop reason.
@@ -700,11 +709,21 @@ impl Worker {
             } else {
                 (flow, flow_hash)
             };
+        // In flow mode a TCP SYN opens a new connection even when its 5-tuple is
+        // remembered (clients reuse ports): it must not be pinned to a draining member,
+        // which takes no new connections. Other packets of a remembered flow stay where
+        // they are. (In client mode the key is the client: a draining member keeps its
+        // clients, new connections included, until they go idle.)
+        let opens_connection = service.affinity == AffinityMode::Flow
+            && is_tcp_syn(p.chain.upper_layer, p.upper(pkt.data()));
         let resolution = self.affinity.resolve(
             &key,
             key_hash,
             now.secs(),
-            |m| service.member_state(m),
+            |m| match service.member_state(m) {
+                MemberState::Draining if opens_connection => MemberState::Gone,
+                state => state,
+            },
             || service.pick(key_hash),
         );
         let (member_ref, new_flow) = match resolution {
@@ -2019,6 +2038,45 @@ mod tests {
             Verdict::Forward { member, .. } => Some(member),
             Verdict::Drop(DropReason::NoServiceMember) => None,
             v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn a_syn_with_a_remembered_five_tuple_does_not_go_to_a_draining_member() {
+        let s = snap();
+        let mut w = worker();
+        // tcp() builds a SYN; the same segment with ACK set continues the connection.
+        let syn = |sport: u16| {
+            ip6(
+                a(CLIENT),
+                a(FLOW_SERVICE),
+                proto::TCP,
+                64,
+                &tcp(sport, 80, 0),
+            )
+        };
+        let ack = |sport: u16| {
+            let mut seg = tcp(sport, 80, 0);
+            seg[13] = 0x10;
+            ip6(a(CLIENT), a(FLOW_SERVICE), proto::TCP, 64, &seg)
+        };
+        let on = |w: &mut Worker, snap: &Snapshot, pkt: &[u8]| match run(w, snap, &frame(pkt)).0 {
+            Verdict::Forward { member, .. } => member,
+            v => panic!("{v:?}"),
+        };
+        // Ports whose flows sit on member 1.
+        let ports: Vec<u16> = (1000..1200)
+            .filter(|&p| on(&mut w, &s, &syn(p)) == 1)
+            .collect();
+        assert!(ports.len() > 20);
+        let draining = snap_with(|sp| sp.services[1].members[0].status = MemberStatus::Draining);
+        for &p in &ports {
+            // The established connection keeps its member while it drains...
+            assert_eq!(on(&mut w, &draining, &ack(p)), 1);
+            // ...but a new connection that happens to reuse the 5-tuple does not.
+            assert_eq!(on(&mut w, &draining, &syn(p)), 2);
+            // And from then on the flow is the new connection's.
+            assert_eq!(on(&mut w, &draining, &ack(p)), 2);
         }
     }
 
