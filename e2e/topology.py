@@ -11,10 +11,10 @@
 
 The router forwards between the client, the appliance and the servers' segment; the service
 prefix 2001:db8:100::/64 and the tunnel address 2001:db8:ff::1 are routed to the appliance
-(2001:db8:a::2, which it answers Neighbor Discovery for). Each server has the service
-address on `lo`, an HTTP server listening on [::]:80 and, unless a test says otherwise, an
-anycast6 agent. Decapsulation on the servers is the kernel's `seg6local End.DT6` (this
-kernel has no ip6tnl), set up by the agent: see docs/deployment.md.
+(2001:db8:a::2, which it answers Neighbor Discovery for). Each server runs an HTTP server
+listening on [::]:80 and, unless a test says otherwise, an anycast6 agent, which puts the
+service address on `lo` and sets up decapsulation: the kernel's `seg6local End.DT6` here
+(this kernel has no ip6tnl); see docs/deployment.md.
 
 Replies leave the servers straight from the service address to the client through the
 router (direct server return): only client-to-service traffic crosses the appliance.
@@ -138,7 +138,6 @@ class Topology:
             self.ip(s, "addr", "add", f"{care_of(i)}/64", "dev", "e0", "nodad")
             self.ip(s, "link", "set", "e0", "up")
             self.ip(s, "-6", "route", "add", "default", "via", "2001:db8:2::1")
-            self.ip(s, "addr", "add", f"{SERVICE}/128", "dev", "lo")
             self.ns_run(s, "ethtool", "-K", "e0", "tx", "off")
         return self
 
@@ -180,7 +179,9 @@ class Topology:
         root = self.workdir / f"www{i}"
         root.mkdir(parents=True, exist_ok=True)
         (root / "index.html").write_text(f"s{i}\n")
-        return self.start(f"http{i}", f"s{i}", ["python3", "-m", "http.server", "--bind", "::", "-d", root, "80"])
+        # HTTP/1.1: keep-alive connections stay open (the default HTTP/1.0 closes each one).
+        return self.start(f"http{i}", f"s{i}", ["python3", "-m", "http.server", "--protocol", "HTTP/1.1",
+                                                 "--bind", "::", "-d", root, "80"])
 
     def down(self):
         for key in list(self.procs):
