@@ -25,8 +25,16 @@
 # affinity table and with the smallest one (1024), same mempool: the difference is the
 # table's memory.
 #
-# Needs dpdk-testpmd (Debian package `dpdk`; scripts/setup installs it). Runs on ordinary
-# memory (--no-huge), like the DPDK-layer benchmark (crates/dpdk/bench/fwd-vs-testpmd.sh).
+# HUGE=1 runs testpmd and the appliance on hugepages (EAL --in-memory; reserve them first
+# with `sudo scripts/hugepages 1024`, which covers K <= 1e5; K = 1e6 needs about 6 GB)
+# instead of ordinary memory (--no-huge, the default, like crates/dpdk/bench/fwd-vs-testpmd.sh).
+#
+# APPLIANCES="before=/some/dir after=/other/dir" compares several builds in the same run:
+# each DIR holds an `anycast6` and a `run-lcore-map`; every round runs testpmd io, testpmd
+# 5tswap, then each build in turn, so all of them see the same machine load. The default is
+# the one build of this tree, labelled "appl".
+#
+# Needs dpdk-testpmd (Debian package `dpdk`; scripts/setup installs it).
 set -euo pipefail
 
 secs=${SECONDS_PER_RUN:-10}
@@ -34,6 +42,7 @@ rounds=${ROUNDS:-1}
 ks=${KS:-1000 100000 1000000}
 two_workers=${TWO_WORKERS:-1}
 memory=${MEMORY:-1}
+huge=${HUGE:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d /tmp/anycast6-dataplane.XXXXXX)
@@ -43,9 +52,21 @@ trap 'rm -rf "$work"; rmdir "/var/run/dpdk/tp-$$" "${XDG_RUNTIME_DIR:-/nonexiste
 command -v dpdk-testpmd >/dev/null || { echo "error: dpdk-testpmd not found; run scripts/setup" >&2; exit 1; }
 
 (cd "$root" && CARGO_TARGET_DIR=$target cargo build -q --release -p anycast6 -p anycast6-bench --bins)
-anycast6=$target/release/anycast6
-run_lcore_map=$target/release/run-lcore-map
 gen=$target/release/gen-clients-pcap
+read -r -a appliances <<<"${APPLIANCES:-appl=$target/release}"
+for entry in "${appliances[@]}"; do
+    for bin in anycast6 run-lcore-map; do
+        [[ -x ${entry#*=}/$bin ]] || { echo "error: ${entry#*=}/$bin not found" >&2; exit 1; }
+    done
+done
+# EAL memory arguments of testpmd and the appliance (after the -m MEM of the config).
+if [[ $huge == 1 ]]; then
+    testpmd_mem() { echo "--in-memory"; }
+    hugepages_desc="yes (--in-memory, $(awk '/^HugePages_Total/ { print $2 }' /proc/meminfo) x 2 MB reserved)"
+else
+    testpmd_mem() { echo "--no-huge -m $1 --no-shconf"; }
+    hugepages_desc="no (--no-huge)"
+fi
 
 # Mbufs: the K frames net_pcap keeps for infinite_rx plus 8192 for rings and bursts, as
 # 2^n - 1 (the mempool ring's size). testpmd gets the same number (--total-num-mbufs).
@@ -87,7 +108,7 @@ run_testpmd() { # log mode mbufs mem lcore-args forwarding-cores port0 [extra...
     local log=$1 mode=$2 mbufs=$3 mem=$4 lcores=$5 cores=$6 p0=$7
     shift 7
     # shellcheck disable=SC2086
-    timeout -s INT "$((secs + 2))" dpdk-testpmd --no-huge -m "$mem" --no-shconf --no-pci \
+    timeout -s INT "$((secs + 2))" dpdk-testpmd $(testpmd_mem "$mem") --no-pci \
         --no-telemetry --file-prefix "tp-$$" $lcores --log-level warning \
         --vdev "$p0" --vdev "net_null0,no-rx=1" -- \
         --forward-mode="$mode" --nb-cores="$cores" --stats-period 1 --auto-start \
@@ -105,8 +126,14 @@ workers = $3
 lcores = "0-$3"
 affinity_capacity = $4
 mempool_size = $5
-# After the virtual-device defaults' "-m 1024": the EAL takes the last -m.
-eal_args = ["-m", "$6"]
+$(if [[ $huge == 1 ]]; then
+    echo '# Hugepages, no runtime files (instead of the virtual-device defaults).'
+    echo 'virtual_devices_only = false'
+    echo 'eal_args = ["--in-memory", "--no-pci", "--no-telemetry"]'
+else
+    echo '# After the virtual-device defaults'"'"' "-m 1024": the EAL takes the last -m.'
+    echo "eal_args = [\"-m\", \"$6\"]"
+fi)
 
 [[ports]]
 name = "clients"
@@ -134,13 +161,13 @@ EOF
 # Runs the appliance (or run-lcore-map when $lcore_map is set). Prints one line: median
 # Mpps, forwarded/elapsed Mpps, "ok" (forwarded == rx, nothing dropped, all sent on port 1)
 # or "MISMATCH", and VmRSS in kB half-way through the run.
-run_appliance() { # log config
-    local log=$1 config=$2 pid rss
+run_appliance() { # log config build-dir
+    local log=$1 config=$2 dir=$3 pid rss
     if [[ -n ${lcore_map:-} ]]; then
-        "$run_lcore_map" --config "$config" --duration "$secs" --lcores "$lcore_map" \
+        "$dir/run-lcore-map" --config "$config" --duration "$secs" --lcores "$lcore_map" \
             >"$log.json" 2>"$log" &
     else
-        "$anycast6" run --config "$config" --duration "$secs" --stats --json \
+        "$dir/anycast6" run --config "$config" --duration "$secs" --stats --json \
             >"$log.json" 2>"$log" &
     fi
     pid=$!
@@ -169,7 +196,10 @@ EOF
 ratio_of() { awk -v a="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.3f", a / t; else print "n/a" }'; }
 
 echo "load before: $(uptime | sed 's/.*load average: //')"
-printf '%-9s %-5s %9s %9s %9s %9s %7s %6s  %s\n' K round io 5tswap appl appl-avg ratio load1 check
+echo "Mpps; ratio = build / testpmd 5tswap; check: forwarded == rx, nothing dropped"
+printf '%-9s %-5s %9s %9s' K round io 5tswap
+for entry in "${appliances[@]}"; do printf ' %9s %9s %7s' "${entry%%=*}" avg ratio; done
+printf ' %6s  %s\n' load1 check
 for k in $ks; do
     pcap=$work/clients-$k.pcap
     "$gen" "$pcap" "$k"
@@ -181,12 +211,16 @@ for k in $ks; do
     for ((r = 1; r <= rounds; r++)); do
         io=$(run_testpmd "$work/io-$k-$r.log" io "$mbufs" "$mem" "-l 0,1" 1 "$dev")
         swap=$(run_testpmd "$work/5tswap-$k-$r.log" 5tswap "$mbufs" "$mem" "-l 0,1" 1 "$dev")
+        printf '%-9s %-5s %9s %9s' "$k" "$r" "$io" "$swap"
+        checks=""
         lcore_map=""
-        out=$(run_appliance "$work/appl-$k-$r.log" "$work/k$k.toml")
-        read -r appl avg status rss <<<"$out"
-        printf '%-9s %-5s %9s %9s %9s %9s %7s %6s  %s\n' "$k" "$r" "$io" "$swap" "$appl" "$avg" \
-            "$(ratio_of "$appl" "$swap")" "$(cut -d' ' -f1 /proc/loadavg)" \
-            "$status rss=${rss}kB mbufs=$mbufs capacity=$cap"
+        for entry in "${appliances[@]}"; do
+            out=$(run_appliance "$work/appl-$k-$r-${entry%%=*}.log" "$work/k$k.toml" "${entry#*=}")
+            read -r appl avg status rss <<<"$out"
+            printf ' %9s %9s %7s' "$appl" "$avg" "$(ratio_of "$appl" "$swap")"
+            checks+="${entry%%=*}:$status rss=${rss}kB "
+        done
+        printf ' %6s  %s\n' "$(cut -d' ' -f1 /proc/loadavg)" "${checks}mbufs=$mbufs capacity=$cap"
     done
 done
 
@@ -203,12 +237,15 @@ if [[ $two_workers == 1 ]]; then
     for ((r = 1; r <= rounds; r++)); do
         swap=$(run_testpmd "$work/5tswap-two-$r.log" 5tswap "$mbufs" "$mem" \
             "--lcores 0@0,1@0,2@1" 2 "$dev" --rxq=2 --txq=2)
-        lcore_map="0@0,1@0,2@1"
-        out=$(run_appliance "$work/appl-two-$r.log" "$work/two-$k.toml")
-        lcore_map=""
-        read -r appl avg status rss <<<"$out"
-        echo "round $r: testpmd 5tswap $swap Mpps, appliance $appl Mpps (avg $avg, $status)," \
-            "ratio $(ratio_of "$appl" "$swap"), load $(cut -d' ' -f1 /proc/loadavg)"
+        line="round $r: testpmd 5tswap $swap Mpps"
+        for entry in "${appliances[@]}"; do
+            lcore_map="0@0,1@0,2@1"
+            out=$(run_appliance "$work/appl-two-$r-${entry%%=*}.log" "$work/two-$k.toml" "${entry#*=}")
+            lcore_map=""
+            read -r appl avg status rss <<<"$out"
+            line+=", ${entry%%=*} $appl Mpps (avg $avg, $status, ratio $(ratio_of "$appl" "$swap"))"
+        done
+        echo "$line, load $(cut -d' ' -f1 /proc/loadavg)"
     done
 fi
 
@@ -221,9 +258,10 @@ if [[ $memory == 1 ]]; then
     dev="net_pcap0,rx_pcap=$work/clients-$k.pcap,infinite_rx=1"
     write_config "$work/mem-big.toml" "$dev" 1 "$cap" "$mbufs" "$mem"
     write_config "$work/mem-small.toml" "$dev" 1 1024 "$mbufs" "$mem"
-    out=$(run_appliance "$work/mem-big.log" "$work/mem-big.toml")
+    last=${appliances[-1]#*=}
+    out=$(run_appliance "$work/mem-big.log" "$work/mem-big.toml" "$last")
     big=${out##* }
-    out=$(run_appliance "$work/mem-small.log" "$work/mem-small.toml")
+    out=$(run_appliance "$work/mem-small.log" "$work/mem-small.toml" "$last")
     small=${out##* }
     echo
     awk -v b="$big" -v s="$small" -v cap="$cap" -v k="$k" 'BEGIN {
@@ -233,4 +271,4 @@ if [[ $memory == 1 ]]; then
 fi
 echo
 echo "load after: $(uptime | sed 's/.*load average: //')"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), hugepages: no (--no-huge)"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), hugepages: $hugepages_desc"

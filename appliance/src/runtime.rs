@@ -307,6 +307,51 @@ impl WorkerLoop {
                 if n == 0 {
                     continue;
                 }
+                // The staged burst path (pipeline.rs, "Bursts"): every packet must be one
+                // contiguous segment; a burst with one that cannot be made so takes the
+                // packet-by-packet path below, which drops just that packet.
+                if rx_burst
+                    .iter_mut()
+                    .all(|m| m.is_contiguous() || m.linearize().is_ok())
+                {
+                    let mut verdicts = [Verdict::Exception; BURST];
+                    let mut extra = FragmentTx {
+                        pool: &self.pool,
+                        stage: &mut stage,
+                        dropped: &mut tx_full,
+                    };
+                    let done = self.worker.process_burst(
+                        snap,
+                        rx_burst.as_mut_slice(),
+                        p as u16,
+                        now,
+                        &mut extra,
+                        &mut verdicts,
+                    );
+                    for (m, verdict) in rx_burst.drain().zip(&verdicts[..done]) {
+                        match *verdict {
+                            Verdict::Exception => {
+                                if self.exceptions.send((p as u16, m)).is_err() {
+                                    ring_full += 1;
+                                }
+                            }
+                            v => {
+                                if let Some(port) = v.tx_port() {
+                                    match stage.get_mut(usize::from(port)) {
+                                        Some(s) => {
+                                            if s.push(m).is_err() {
+                                                tx_full += 1;
+                                            }
+                                        }
+                                        None => tx_full += 1,
+                                    }
+                                }
+                                // Drop(..): `m` goes out of scope and returns to its pool.
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for mut m in rx_burst.drain() {
                     if !m.is_contiguous() && m.linearize().is_err() {
                         multi_seg += 1;

@@ -4,11 +4,15 @@
 //! a NIC would have written it) and runs `Worker::process` on it: classification, affinity
 //! lookup (hit after the first round), Maglev on a miss, RFC 2473 encapsulation. The
 //! active-flow count is the number of distinct clients cycled through.
+//!
+//! `pipeline_burst` does the same through `Worker::process_burst`, 32 frames per call (the
+//! runtime's RX burst): staged, with the affinity lookups prefetched. Criterion reports
+//! time per burst; its throughput line gives packets per second.
 
 use std::hint::black_box;
 
 use anycast6::dataplane::maglev::{MaglevMember, MaglevTable};
-use anycast6::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig};
+use anycast6::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig, BURST_STAGE};
 use anycast6::dataplane::snapshot::{IcmpRateSpec, Snapshot};
 use anycast6_bench::{client_frame, spec};
 use anycast6_wire::{PacketBuf, VecBuf};
@@ -43,16 +47,7 @@ fn pipeline(c: &mut Criterion) {
         // Distinct frames would take 1e6 x 126 bytes; a few thousand templates whose client
         // address is rewritten in place give the same number of distinct flows.
         let template = client_frame(0);
-        let mut worker = Worker::new(
-            WorkerConfig {
-                id: 0,
-                affinity_capacity: (flows as usize * 4 / 3).next_power_of_two(),
-                affinity_idle_timeout: 300,
-                icmp_rate: IcmpRateSpec::default(),
-            },
-            Tick::from_millis(0),
-        )
-        .expect("worker");
+        let mut worker = worker_for(flows);
         let mut buf = VecBuf::from_slice_with_room(&template, 128, 2048);
         let mut i = 0u32;
         group.bench_with_input(BenchmarkId::from_parameter(flows), &flows, |b, &flows| {
@@ -71,6 +66,56 @@ fn pipeline(c: &mut Criterion) {
                 );
                 debug_assert!(matches!(v, Verdict::Forward { .. }));
                 black_box(v)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn worker_for(flows: u32) -> Worker {
+    Worker::new(
+        WorkerConfig {
+            id: 0,
+            affinity_capacity: (flows as usize * 4 / 3).next_power_of_two(),
+            affinity_idle_timeout: 300,
+            icmp_rate: IcmpRateSpec::default(),
+        },
+        Tick::from_millis(0),
+    )
+    .expect("worker")
+}
+
+fn pipeline_burst(c: &mut Criterion) {
+    let snapshot = Snapshot::build(&spec(8)).expect("snapshot");
+    let mut group = c.benchmark_group("pipeline_burst");
+    group.throughput(Throughput::Elements(BURST_STAGE as u64));
+    for flows in [1_000u32, 100_000, 1_000_000] {
+        let template = client_frame(0);
+        let mut worker = worker_for(flows);
+        let mut bufs: Vec<VecBuf> = (0..BURST_STAGE)
+            .map(|_| VecBuf::from_slice_with_room(&template, 128, 2048))
+            .collect();
+        let mut verdicts = [Verdict::Exception; BURST_STAGE];
+        let mut i = 0u32;
+        group.bench_with_input(BenchmarkId::from_parameter(flows), &flows, |b, &flows| {
+            b.iter(|| {
+                for buf in bufs.iter_mut() {
+                    i = (i + 1) % flows;
+                    restore(buf, &template);
+                    buf.data_mut()[14 + 8 + 12..14 + 8 + 16].copy_from_slice(&i.to_be_bytes());
+                }
+                let n = worker.process_burst(
+                    &snapshot,
+                    &mut bufs,
+                    0,
+                    Tick::from_millis(1),
+                    &mut NoFragments,
+                    &mut verdicts,
+                );
+                debug_assert!(verdicts[..n]
+                    .iter()
+                    .all(|v| matches!(v, Verdict::Forward { .. })));
+                black_box(n)
             })
         });
     }
@@ -98,5 +143,5 @@ fn maglev_build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, maglev_build);
+criterion_group!(benches, pipeline, pipeline_burst, maglev_build);
 criterion_main!(benches);

@@ -30,6 +30,11 @@
 //! tag matches, so a hit usually costs one tag line plus one slot; choosing an eviction
 //! victim reads the tag lines only.
 //!
+//! A burst looks its keys up in bulk (the scheme of DPDK's `rte_hash_lookup_bulk`): compute
+//! every [`Probe`] and [`AffinityTable::prefetch_buckets`], then
+//! [`AffinityTable::prefetch_slot`] for each, then [`AffinityTable::resolve_probed`]. In a
+//! table larger than the caches each step is a miss, and this way a burst's misses overlap.
+//!
 //! Memory is allocated once in [`AffinityTable::new`]; nothing allocates afterwards.
 //!
 //! # Time, expiry and eviction
@@ -43,6 +48,8 @@
 
 use std::mem::size_of;
 
+use anycast6_dpdk::prefetch_read;
+
 /// Entries per bucket: one 64-byte metadata line holds 8 tags and 8 last-seen times. A key
 /// has two candidate buckets.
 pub const WAYS: usize = 8;
@@ -53,43 +60,68 @@ pub const FLOW_KEY_LEN: usize = 40;
 /// Largest accepted capacity.
 pub const MAX_CAPACITY: usize = 1 << 30;
 
-/// Byte offsets inside a [`FlowKey`].
-const CLIENT: usize = 0;
-const SERVICE: usize = 16;
-const CLIENT_PORT: usize = 32;
-const SERVICE_PORT: usize = 34;
-const PROTOCOL: usize = 36;
-const KIND: usize = 37;
+/// Kind byte of a key (byte 37), so that a client-pair key never equals a five-tuple key.
 const KIND_CLIENT_PAIR: u8 = 1;
 const KIND_FIVE_TUPLE: u8 = 2;
 
-/// The identity of a flow as the affinity table sees it: a plain 40-byte value
-/// (client address, service address, ports, protocol, and a kind byte so that a client-pair
-/// key never equals a five-tuple key).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey([u8; FLOW_KEY_LEN]);
+/// The identity of a flow as the affinity table sees it: 40 bytes (client address, service
+/// address, client port, service port, protocol, and a kind byte so that a client-pair key
+/// never equals a five-tuple key), held as five little-endian 64-bit words of that byte
+/// layout. Words, not bytes: comparing and hashing them takes five loads each, with no
+/// `memcmp` call and no narrow stores read back as words (a store-forwarding stall).
+#[derive(Clone, Copy)]
+pub struct FlowKey([u64; 5]);
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for FlowKey {
+    /// Branch-free: a hit compares all five words anyway, and a tag false positive is rare.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+}
+
+impl Eq for FlowKey {}
 
 impl std::fmt::Debug for FlowKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "FlowKey(")?;
-        for b in self.0 {
+        for b in self.to_bytes() {
             write!(f, "{b:02x}")?;
         }
         write!(f, ")")
     }
 }
 
+/// An address as the two little-endian words of its 16 octets.
+#[inline]
+fn address_words(address: [u8; 16]) -> [u64; 2] {
+    let v = u128::from_le_bytes(address);
+    [v as u64, (v >> 64) as u64]
+}
+
 impl FlowKey {
+    #[inline]
+    fn from_parts(client: [u8; 16], service: [u8; 16], tail: [u8; 8]) -> Self {
+        let [c0, c1] = address_words(client);
+        let [s0, s1] = address_words(service);
+        Self([c0, c1, s0, s1, u64::from_le_bytes(tail)])
+    }
+
     /// Client affinity: every flow of `client` to `service` maps to one member.
+    #[inline]
     pub fn client_pair(client: [u8; 16], service: [u8; 16]) -> Self {
-        let mut key = [0u8; FLOW_KEY_LEN];
-        key[CLIENT..CLIENT + 16].copy_from_slice(&client);
-        key[SERVICE..SERVICE + 16].copy_from_slice(&service);
-        key[KIND] = KIND_CLIENT_PAIR;
-        Self(key)
+        Self::from_parts(client, service, [0, 0, 0, 0, 0, KIND_CLIENT_PAIR, 0, 0])
     }
 
     /// Flow affinity: one transport flow (client to service direction) maps to one member.
+    #[inline]
     pub fn five_tuple(
         client: [u8; 16],
         client_port: u16,
@@ -97,30 +129,34 @@ impl FlowKey {
         service_port: u16,
         protocol: u8,
     ) -> Self {
-        let mut key = [0u8; FLOW_KEY_LEN];
-        key[CLIENT..CLIENT + 16].copy_from_slice(&client);
-        key[SERVICE..SERVICE + 16].copy_from_slice(&service);
-        key[CLIENT_PORT..CLIENT_PORT + 2].copy_from_slice(&client_port.to_be_bytes());
-        key[SERVICE_PORT..SERVICE_PORT + 2].copy_from_slice(&service_port.to_be_bytes());
-        key[PROTOCOL] = protocol;
-        key[KIND] = KIND_FIVE_TUPLE;
-        Self(key)
+        let [c0, c1] = client_port.to_be_bytes();
+        let [s0, s1] = service_port.to_be_bytes();
+        Self::from_parts(
+            client,
+            service,
+            [c0, c1, s0, s1, protocol, KIND_FIVE_TUPLE, 0, 0],
+        )
     }
 
-    /// The key's bytes.
-    pub fn as_bytes(&self) -> &[u8; FLOW_KEY_LEN] {
-        &self.0
+    /// The key's 40 bytes: client address, service address, client port and service
+    /// port (network order), protocol, kind, two zero bytes.
+    pub fn to_bytes(&self) -> [u8; FLOW_KEY_LEN] {
+        let mut bytes = [0u8; FLOW_KEY_LEN];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
     }
 
     /// A software flow hash for ports without an RSS hash in the mbuf. Deterministic across
-    /// processes. Any well-spread hash works for the table; this one is cheap (five
-    /// multiply-rotate steps and a final mix).
+    /// processes and versions (the same value as over [`FlowKey::to_bytes`] read as
+    /// little-endian words). Any well-spread hash works for the table; this one is cheap
+    /// (five multiply-rotate steps and a final mix).
+    #[inline]
     pub fn software_hash(&self) -> u64 {
         let mut h: u64 = 0x6a09_e667_f3bc_c908;
-        for word in self.0.chunks_exact(8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            h = (h ^ u64::from_le_bytes(w))
+        for word in self.0 {
+            h = (h ^ word)
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 .rotate_left(29);
         }
@@ -227,6 +263,23 @@ struct Slot {
 
 const EMPTY_TAG: u32 = 0;
 
+/// Bit `way` set where `tags[way] == tag` (compiles to one vector compare and a mask move).
+#[inline]
+fn tag_matches(tags: &[u32; WAYS], tag: u32) -> u32 {
+    let mut mask = 0;
+    for (way, &t) in tags.iter().enumerate() {
+        mask |= u32::from(t == tag) << way;
+    }
+    mask
+}
+
+/// The candidate buckets and tag of one flow hash in one table ([`AffinityTable::probe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    buckets: [usize; 2],
+    tag: u32,
+}
+
 /// Why a table could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AffinityError {
@@ -285,7 +338,7 @@ impl AffinityTable {
             last_seen: [0; WAYS],
         };
         let empty_slot = Slot {
-            key: FlowKey([0; FLOW_KEY_LEN]),
+            key: FlowKey([0; 5]),
             member: MemberRef { id: 0, epoch: 0 },
         };
         Ok(Self {
@@ -323,16 +376,61 @@ impl AffinityTable {
         &self.counters
     }
 
-    /// The two candidate buckets and the tag of a flow hash. The second bucket is derived
-    /// from the first and the tag (the partial-key scheme of cuckoo filters), so that the
-    /// 32 tag bits and the bucket bits do not have to share the 64-bit hash twice.
-    #[inline]
+    /// The two candidate buckets and the tag of a flow hash.
+    #[cfg(test)]
     fn locate(&self, flow_hash: u64) -> ([usize; 2], u32) {
+        let probe = self.probe(flow_hash);
+        (probe.buckets, probe.tag)
+    }
+
+    /// Where the key of `flow_hash` may live: two candidate buckets and a tag. The second
+    /// bucket is derived from the first and the tag (the partial-key scheme of cuckoo
+    /// filters), so that the 32 tag bits and the bucket bits do not have to share the
+    /// 64-bit hash twice. Computing it once lets a burst prefetch the
+    /// buckets of every packet before the first lookup ([`AffinityTable::prefetch_buckets`],
+    /// [`AffinityTable::prefetch_slot`], then [`AffinityTable::resolve_probed`]).
+    #[inline]
+    pub fn probe(&self, flow_hash: u64) -> Probe {
         let mixed = mix64(flow_hash);
         let tag = ((mixed >> 32) as u32) | 1;
         let first = (mixed as usize) & self.bucket_mask;
         let scatter = (u64::from(tag).wrapping_mul(0xc6a4_a793_5bd1_e995) >> 20) as usize;
-        ([first, (first ^ scatter) & self.bucket_mask], tag)
+        Probe {
+            buckets: [first, (first ^ scatter) & self.bucket_mask],
+            tag,
+        }
+    }
+
+    /// Prefetches the metadata lines of both candidate buckets (the first step of a bulk
+    /// lookup: in a large table each is a cache miss, and a burst's misses overlap).
+    #[inline]
+    pub fn prefetch_buckets(&self, probe: &Probe) {
+        for bucket in probe.buckets {
+            if let Some(meta) = self.meta.get(bucket) {
+                prefetch_read(meta);
+            }
+        }
+    }
+
+    /// Prefetches the slot of every way whose tag matches (the second step: reads the
+    /// metadata lines, which [`AffinityTable::prefetch_buckets`] should have brought in).
+    /// A 48-byte slot may cross a line boundary, so its last byte's line is asked for too.
+    #[inline]
+    pub fn prefetch_slot(&self, probe: &Probe) {
+        for bucket in probe.buckets {
+            let Some(meta) = self.meta.get(bucket) else {
+                continue;
+            };
+            let mut matches = tag_matches(&meta.tags, probe.tag);
+            while matches != 0 {
+                let way = matches.trailing_zeros() as usize;
+                matches &= matches - 1;
+                if let Some(slot) = self.slots.get(bucket * WAYS + way) {
+                    prefetch_read(&slot.key);
+                    prefetch_read(&slot.member);
+                }
+            }
+        }
     }
 
     #[inline]
@@ -355,10 +453,15 @@ impl AffinityTable {
     #[inline]
     fn find(&self, buckets: [usize; 2], tag: u32, key: &FlowKey) -> Option<usize> {
         buckets.into_iter().find_map(|bucket| {
-            let tags = &self.meta[bucket].tags;
-            (0..WAYS)
-                .map(|way| bucket * WAYS + way)
-                .find(|&entry| tags[entry % WAYS] == tag && self.slots[entry].key == *key)
+            let mut matches = tag_matches(&self.meta[bucket].tags, tag);
+            while matches != 0 {
+                let entry = bucket * WAYS + matches.trailing_zeros() as usize;
+                if self.slots[entry].key == *key {
+                    return Some(entry);
+                }
+                matches &= matches - 1;
+            }
+            None
         })
     }
 
@@ -366,7 +469,13 @@ impl AffinityTable {
     /// entry is reclaimed and reported as absent. Per-packet path: no allocation.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, flow_hash: u64, now: u32) -> Option<AffinityEntry> {
-        let (buckets, tag) = self.locate(flow_hash);
+        let probe = self.probe(flow_hash);
+        self.lookup_probed(key, &probe, now)
+    }
+
+    #[inline]
+    fn lookup_probed(&mut self, key: &FlowKey, probe: &Probe, now: u32) -> Option<AffinityEntry> {
+        let (buckets, tag) = (probe.buckets, probe.tag);
         let Some(entry) = self.find(buckets, tag, key) else {
             self.counters.misses += 1;
             return None;
@@ -398,13 +507,38 @@ impl AffinityTable {
         member: MemberRef,
         now: u32,
     ) -> InsertOutcome {
-        let (buckets, tag) = self.locate(flow_hash);
+        let probe = self.probe(flow_hash);
+        self.insert_probed(key, &probe, member, now)
+    }
+
+    #[inline]
+    fn insert_probed(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        member: MemberRef,
+        now: u32,
+    ) -> InsertOutcome {
+        let (buckets, tag) = (probe.buckets, probe.tag);
         if let Some(entry) = self.find(buckets, tag, key) {
             self.slots[entry].member = member;
             *self.last_seen(entry) = now;
             self.counters.updates += 1;
             return InsertOutcome::Updated;
         }
+        self.insert_absent(key, probe, member, now)
+    }
+
+    /// Inserts a key known to be absent.
+    #[inline]
+    fn insert_absent(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        member: MemberRef,
+        now: u32,
+    ) -> InsertOutcome {
+        let (buckets, tag) = (probe.buckets, probe.tag);
         let (entry, outcome) = self.victim(buckets, now);
         match outcome {
             InsertOutcome::Inserted => self.len += 1,
@@ -459,7 +593,12 @@ impl AffinityTable {
 
     /// Removes the pin of `key`, returning it if it was live.
     pub fn remove(&mut self, key: &FlowKey, flow_hash: u64, now: u32) -> Option<AffinityEntry> {
-        let (buckets, tag) = self.locate(flow_hash);
+        let probe = self.probe(flow_hash);
+        self.remove_probed(key, &probe, now)
+    }
+
+    fn remove_probed(&mut self, key: &FlowKey, probe: &Probe, now: u32) -> Option<AffinityEntry> {
+        let (buckets, tag) = (probe.buckets, probe.tag);
         let entry = self.find(buckets, tag, key)?;
         let last_seen = *self.last_seen(entry);
         *self.tag(entry) = EMPTY_TAG;
@@ -491,29 +630,47 @@ impl AffinityTable {
         key: &FlowKey,
         flow_hash: u64,
         now: u32,
+        state_of: impl FnMut(MemberRef) -> MemberState,
+        pick: impl FnMut() -> Option<MemberRef>,
+    ) -> Resolution {
+        let probe = self.probe(flow_hash);
+        self.resolve_probed(key, &probe, now, state_of, pick)
+    }
+
+    /// [`AffinityTable::resolve`] with the probe already computed (and its lines perhaps
+    /// prefetched). `probe` must come from [`AffinityTable::probe`] of `key`'s hash on
+    /// this table.
+    #[inline]
+    pub fn resolve_probed(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        now: u32,
         mut state_of: impl FnMut(MemberRef) -> MemberState,
         mut pick: impl FnMut() -> Option<MemberRef>,
     ) -> Resolution {
-        match self.lookup(key, flow_hash, now) {
+        match self.lookup_probed(key, probe, now) {
             Some(entry) => match state_of(entry.member) {
                 MemberState::Active | MemberState::Draining => Resolution::Sticky(entry.member),
                 MemberState::Gone => match pick() {
                     Some(member) => {
-                        self.insert(key, flow_hash, member, now);
+                        self.insert_probed(key, probe, member, now);
                         Resolution::Repinned {
                             previous: entry.member,
                             member,
                         }
                     }
                     None => {
-                        self.remove(key, flow_hash, now);
+                        self.remove_probed(key, probe, now);
                         Resolution::NoMember
                     }
                 },
             },
             None => match pick() {
                 Some(member) => {
-                    self.insert(key, flow_hash, member, now);
+                    // The lookup just missed (or reclaimed an expired entry): the key is
+                    // absent, so skip the second search.
+                    self.insert_absent(key, probe, member, now);
                     Resolution::New(member)
                 }
                 None => Resolution::NoMember,
@@ -576,6 +733,67 @@ mod tests {
             FlowKey::client_pair(addr(1), addr(2)).software_hash()
         );
         assert_ne!(pair.software_hash(), tuple.software_hash());
+    }
+
+    /// The hash chooses Maglev slots, so it must not change between versions (appliances
+    /// of different versions behind one ECMP group must agree). Values computed over the
+    /// 40-byte layout read as little-endian words, the definition before keys were words.
+    #[test]
+    fn hash_and_layout_are_stable() {
+        let client: [u8; 16] = "2001:db8:77::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        let service: [u8; 16] = "2001:db8:100::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        let pair = FlowKey::client_pair(client, service);
+        let tuple = FlowKey::five_tuple(client, 40000, service, 9999, 17);
+        assert_eq!(pair.software_hash(), 0xb3d1_dadf_4933_6aa3);
+        assert_eq!(tuple.software_hash(), 0xf88c_c1b2_d966_9344);
+        let bytes = tuple.to_bytes();
+        assert_eq!(&bytes[..16], &client);
+        assert_eq!(&bytes[16..32], &service);
+        assert_eq!(
+            &bytes[32..],
+            &[0x9c, 0x40, 0x27, 0x0f, 17, KIND_FIVE_TUPLE, 0, 0]
+        );
+        assert_eq!(
+            pair.to_bytes()[32..],
+            [0, 0, 0, 0, 0, KIND_CLIENT_PAIR, 0, 0]
+        );
+    }
+
+    /// The bulk path (probe, prefetches, resolve_probed) decides exactly as `resolve`.
+    #[test]
+    fn probed_resolution_matches_resolve() {
+        let mut bulk = AffinityTable::new(256, 10).unwrap();
+        let mut single = AffinityTable::new(256, 10).unwrap();
+        for round in 0..4u32 {
+            for client in 0..400u32 {
+                let k = key(client);
+                let h = k.software_hash();
+                let pick = || Some(m(client % 7));
+                let state = |r: MemberRef| {
+                    if r.id == round {
+                        MemberState::Gone
+                    } else {
+                        MemberState::Active
+                    }
+                };
+                let probe = bulk.probe(h);
+                bulk.prefetch_buckets(&probe);
+                bulk.prefetch_slot(&probe);
+                let now = round * 4 + client / 200;
+                assert_eq!(
+                    bulk.resolve_probed(&k, &probe, now, state, pick),
+                    single.resolve(&k, h, now, state, pick)
+                );
+            }
+        }
+        assert_eq!(bulk.counters(), single.counters());
+        assert_eq!(bulk.len(), single.len());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! 1. **Parse once** ([`Parsed`]): Ethernet (untagged, IPv6 EtherType, destination MAC is
 //!    the port's or a group address), the IPv6 fixed header, and the extension header chain
-//!    with [`ExtHeaderChain::walk`]. Every later step reads this summary; nothing is parsed
+//!    with [`ExtHeaderChain::walk`]. Every later step reads this summary, encapsulation
+//!    included (the Tunnel Encapsulation Limit comes from the walk); nothing is parsed
 //!    twice, except the inner header of a tunnel packet on the reverse path.
 //! 2. **Classify** by destination, in this order:
 //!    1. a service address -> *forward* (Neighbor Discovery for it -> exception);
@@ -33,12 +34,24 @@
 //! slot ([`MemberTraffic`]), and copied for the control thread every
 //! [`MEMBER_TRAFFIC_PUBLISH_MS`].
 //!
+//! # Bursts
+//!
+//! [`Worker::process_burst`] is the runtime's entry point; [`Worker::process`] (explain,
+//! tests) is the same code for one packet. A burst goes through in stages, so that the
+//! cache misses of the affinity lookups overlap instead of queueing one memory latency per
+//! packet: (1) parse and classify every packet, and for those to a service compute the
+//! flow key, its hash and table probe, and prefetch both candidate buckets' metadata lines;
+//! (2) read those lines and prefetch the slots whose tag matches; (3) resolve the member
+//! and rewrite each packet, in order. Stages (1) and (2) change nothing, so the result is
+//! exactly that of `process` on each packet in turn.
+//!
 //! # Why it is fast
 //!
 //! No heap allocation, no lock and no atomic read-modify-write per packet: the snapshot is
 //! a plain `&Snapshot` for the burst (QSBR in [`super::rcu`]), the affinity table, the
 //! counters and the ICMP token bucket belong to the worker (`&mut self`), and counters
-//! reach other threads by plain stores once per burst ([`CounterMirror::publish`]). Packets
+//! reach other threads by plain stores once per burst ([`CounterMirror::publish`]). Flow
+//! keys are five 64-bit words, compared and hashed without a `memcmp` call. Packets
 //! are rewritten in place: the headroom takes the tunnel headers, ICMPv6 errors are built
 //! over the invoking packet. Only outer fragmentation needs a second buffer, taken from the
 //! caller's [`ExtraTx`].
@@ -61,15 +74,19 @@ use anycast6_wire::icmpv6::{
     self, may_send_error, ErrorKind, Icmpv6Packet, InvokingPacket, Message,
 };
 use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
-use anycast6_wire::ipv6ext::{ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader};
-use anycast6_wire::tunnel::{self, EncapOutcome, TunnelParams};
-use anycast6_wire::{Error, PacketBuf};
+use anycast6_wire::ipv6ext::{
+    EncapLimitDestOpts, ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader, Ipv6OptionsHeader,
+};
+use anycast6_wire::tunnel::{self, TrafficClass};
+use anycast6_wire::PacketBuf;
 
-use super::affinity::{AffinityError, AffinityTable, FlowKey, MemberState, Resolution};
+use super::affinity::{AffinityError, AffinityTable, FlowKey, MemberState, Probe, Resolution};
 use super::counters::{CounterMirror, Counters, DropReason, Stat};
 use super::flowhash::{self, flow_label, ports_of};
 use super::ratelimit::TokenBucket;
-use super::snapshot::{is_link_local, AffinityMode, IcmpRateSpec, Port, Snapshot, MEMBER_SLOTS};
+use super::snapshot::{
+    is_link_local, AffinityMode, IcmpRateSpec, Port, Snapshot, TunnelSpec, MEMBER_SLOTS,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The worker's clock: milliseconds from any fixed origin, never going backwards. The
@@ -199,6 +216,8 @@ pub struct Worker {
     member_traffic: Box<[MemberTraffic]>,
     traffic_mirror: Arc<MemberTrafficMirror>,
     traffic_published: Option<Tick>,
+    /// Stage (1) results of the burst being processed ([`Worker::process_burst`]).
+    staged: Vec<Classified>,
 }
 
 /// Traffic of one member (one counter slot), counted by one worker since it started.
@@ -324,6 +343,38 @@ impl Parsed {
     }
 }
 
+/// Packets per stage of [`Worker::process_burst`]: a typical RX burst, whose prefetches
+/// fit the CPU's outstanding-miss buffers about twice over.
+pub const BURST_STAGE: usize = 32;
+
+/// The affinity identity of a packet to a service, computed before any lookup.
+#[derive(Debug, Clone, Copy)]
+struct FlowPlan {
+    /// The affinity key (client pair or five-tuple, by the service's mode).
+    key: FlowKey,
+    /// Where `key` may live in the worker's table.
+    probe: Probe,
+    /// Hash of `key`: also selects the Maglev slot for a new flow.
+    key_hash: u64,
+    /// Hash of the transport five-tuple: the outer Flow Label.
+    flow_hash: u64,
+}
+
+/// What stage (1) of the pipeline decided about a frame.
+#[derive(Debug, Clone, Copy)]
+enum Classified {
+    /// Nothing left to do but count: a drop, or an exception (frame untouched).
+    Done(Verdict),
+    /// To a service: the forward path, with the flow already identified.
+    Forward {
+        parsed: Parsed,
+        service: u16,
+        flow: FlowPlan,
+    },
+    /// A tunnel packet to the tunnel address: the reverse path.
+    Reverse(Parsed),
+}
+
 /// The ICMPv6 error to build.
 #[derive(Debug, Clone, Copy)]
 enum IcmpError {
@@ -410,6 +461,83 @@ fn parse(frame: &[u8], port: &Port) -> Result<Parsed, DropReason> {
     })
 }
 
+/// RFC 2473 encapsulation of the parsed packet in `pkt` (Ethernet header included): the
+/// inner hop limit is decremented, the Ethernet header and link padding removed, and the
+/// outer IPv6 header (and Tunnel Encapsulation Limit option) prepended. The same bytes as
+/// [`tunnel::encapsulate`], but from the parse already done: the extension chain is not
+/// walked a second time for the limit (the walk keeps the first one met, as §5.1 (a) and
+/// `encapsulate` do). The caller has checked the hop limit (at least 2), the limit (not
+/// 0), the size and the headroom.
+#[inline]
+fn encapsulate_parsed<B: PacketBuf>(
+    pkt: &mut B,
+    p: &Parsed,
+    tunnel_spec: &TunnelSpec,
+    care_of: Ipv6Addr,
+    flow: &FlowPlan,
+) -> Result<(), DropReason> {
+    // What `TunnelParams::check` and the loopback rule (§4.1.2) refuse; the snapshot
+    // should never hold such a tunnel or member.
+    if tunnel_spec.address == care_of
+        || tunnel_spec.hop_limit == 0
+        || (p.src == tunnel_spec.address && p.dst == care_of)
+    {
+        return Err(DropReason::MalformedIpv6);
+    }
+    // §5.1 (c): a packet's own limit goes on, decremented; otherwise the tunnel's (§5.1 (d)).
+    let encap_limit = match p.chain.encap_limit {
+        Some(tel) => Some(
+            tel.limit
+                .checked_sub(1)
+                .ok_or(DropReason::EncapLimitExceeded)?,
+        ),
+        None => tunnel_spec.encap_limit,
+    };
+    let (next_header, options_len) = match encap_limit {
+        Some(_) => (proto::DEST_OPTS, EncapLimitDestOpts::HEADER_LEN),
+        None => (proto::IPV6, 0),
+    };
+    let header_len = ipv6::HEADER_LEN + options_len;
+    let frame = pkt.data_mut();
+    let Some(inner) = frame.get_mut(p.eth_len..p.eth_len + p.ip_len) else {
+        return Err(DropReason::MalformedIpv6);
+    };
+    let mut inner = Ipv6Packet::new_unchecked(inner);
+    let traffic_class = match tunnel_spec.traffic_class {
+        TrafficClass::CopyInner => inner.traffic_class(),
+        TrafficClass::Fixed(tc) => tc,
+    };
+    inner.set_hop_limit(p.hop_limit - 1);
+    let padding = pkt.len() - p.eth_len - p.ip_len;
+    pkt.trim(padding).map_err(|_| DropReason::MalformedIpv6)?;
+    pkt.adj(p.eth_len)
+        .map_err(|_| DropReason::MalformedEthernet)?;
+    let out = pkt
+        .prepend(header_len)
+        .map_err(|_| DropReason::NoBufferRoom)?;
+    let (outer, options) = out.split_at_mut(ipv6::HEADER_LEN);
+    Ipv6Repr {
+        src: tunnel_spec.address,
+        dst: care_of,
+        next_header,
+        payload_len: options_len + p.ip_len,
+        hop_limit: tunnel_spec.hop_limit,
+        traffic_class,
+        flow_label: flow_label(flow.flow_hash),
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(outer))
+    .map_err(|_| DropReason::MalformedIpv6)?;
+    if let Some(limit) = encap_limit {
+        EncapLimitDestOpts {
+            next_header: proto::IPV6,
+            limit,
+        }
+        .emit(&mut Ipv6OptionsHeader::new_unchecked(options))
+        .map_err(|_| DropReason::MalformedIpv6)?;
+    }
+    Ok(())
+}
+
 /// Prepends an untagged Ethernet header for an IPv6 packet.
 #[inline]
 fn push_ethernet<B: PacketBuf>(pkt: &mut B, dst: MacAddr, src: MacAddr) -> Result<(), DropReason> {
@@ -445,6 +573,7 @@ impl Worker {
             member_traffic: vec![MemberTraffic::default(); MEMBER_SLOTS].into_boxed_slice(),
             traffic_mirror: Arc::new(MemberTrafficMirror::new()),
             traffic_published: None,
+            staged: Vec::with_capacity(BURST_STAGE),
         })
     }
 
@@ -497,6 +626,14 @@ impl Worker {
     /// Processes a burst: `verdicts[i]` is the verdict of `pkts[i]`. Processes
     /// `min(pkts.len(), verdicts.len())` packets, returns that number, then publishes the
     /// counters.
+    ///
+    /// Staged, [`BURST_STAGE`] packets at a time, so that the affinity table's cache misses
+    /// overlap instead of costing one memory latency per packet: (1) parse and classify
+    /// every packet, computing the flow key and hash of those to a service and prefetching
+    /// their candidate buckets' metadata lines; (2) read those lines and prefetch the slots
+    /// whose tag matches; (3) resolve and rewrite each packet in order. The verdicts and the
+    /// bytes are exactly those of [`Worker::process`] on each packet in turn: stages (1) and
+    /// (2) read only the frame, the snapshot and the table, and change nothing.
     pub fn process_burst<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
         snap: &Snapshot,
@@ -506,16 +643,41 @@ impl Worker {
         extra: &mut X,
         verdicts: &mut [Verdict],
     ) -> usize {
-        let mut n = 0;
-        for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
-            *verdict = self.process(snap, pkt, rx_port, now, extra);
-            n += 1;
+        let n = pkts.len().min(verdicts.len());
+        // The worker's own staging area (allocated once; taken out of `self` for the burst
+        // so that stage (3) may borrow `self` mutably): no per-burst initialisation.
+        let mut staged = std::mem::take(&mut self.staged);
+        for (pkts, verdicts) in pkts[..n]
+            .chunks_mut(BURST_STAGE)
+            .zip(verdicts[..n].chunks_mut(BURST_STAGE))
+        {
+            staged.clear();
+            for pkt in pkts.iter() {
+                self.count_rx(pkt.len());
+                let stage = self.classify(snap, pkt.data(), rx_port);
+                if let Classified::Forward { flow, .. } = &stage {
+                    self.affinity.prefetch_buckets(&flow.probe);
+                }
+                staged.push(stage);
+            }
+            for stage in staged.iter() {
+                if let Classified::Forward { flow, .. } = stage {
+                    self.affinity.prefetch_slot(&flow.probe);
+                }
+            }
+            for ((pkt, stage), verdict) in pkts.iter_mut().zip(staged.iter()).zip(verdicts) {
+                let v = self.act(snap, pkt, rx_port, now, extra, stage);
+                self.count_verdict(v, pkt.len());
+                *verdict = v;
+            }
         }
+        self.staged = staged;
         self.publish_counters();
         n
     }
 
-    /// Judges one received frame and rewrites it in place as the verdict says.
+    /// Judges one received frame and rewrites it in place as the verdict says (the same
+    /// code as [`Worker::process_burst`], one packet at a time, without prefetching).
     #[inline]
     pub fn process<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
@@ -525,9 +687,22 @@ impl Worker {
         now: Tick,
         extra: &mut X,
     ) -> Verdict {
+        self.count_rx(pkt.len());
+        let stage = self.classify(snap, pkt.data(), rx_port);
+        let verdict = self.act(snap, pkt, rx_port, now, extra, &stage);
+        self.count_verdict(verdict, pkt.len());
+        verdict
+    }
+
+    #[inline]
+    fn count_rx(&mut self, len: usize) {
         self.counters.add(Stat::RxPackets, 1);
-        self.counters.add(Stat::RxBytes, pkt.len() as u64);
-        let verdict = self.judge(snap, pkt, rx_port, now, extra);
+        self.counters.add(Stat::RxBytes, len as u64);
+    }
+
+    /// Counts a verdict; `len` is the buffer's length after processing.
+    #[inline]
+    fn count_verdict(&mut self, verdict: Verdict, len: usize) {
         match verdict {
             Verdict::Forward { .. } => self.counters.add(Stat::Forwarded, 1),
             Verdict::Reverse { .. } => self.counters.add(Stat::Reversed, 1),
@@ -540,35 +715,58 @@ impl Worker {
         }
         if verdict.tx_port().is_some() {
             self.counters.add(Stat::TxPackets, 1);
-            self.counters.add(Stat::TxBytes, pkt.len() as u64);
+            self.counters.add(Stat::TxBytes, len as u64);
         }
-        verdict
     }
 
+    /// Stage (3): carries out what [`Worker::classify`] decided.
     #[inline]
-    fn judge<B: PacketBuf, X: ExtraTx<B>>(
+    fn act<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
         snap: &Snapshot,
         pkt: &mut B,
         rx_port: u16,
         now: Tick,
         extra: &mut X,
+        stage: &Classified,
     ) -> Verdict {
+        match stage {
+            Classified::Done(verdict) => *verdict,
+            Classified::Forward {
+                parsed,
+                service,
+                flow,
+            } => self.forward(snap, pkt, rx_port, parsed, *service, flow, now, extra),
+            Classified::Reverse(parsed) => self.reverse(snap, pkt, parsed, now),
+        }
+    }
+
+    /// Stage (1): parses and classifies a frame without changing anything.
+    #[inline]
+    fn classify(&self, snap: &Snapshot, frame: &[u8], rx_port: u16) -> Classified {
         let Some(port) = snap.port(rx_port) else {
-            return Verdict::Drop(DropReason::UnknownPort);
+            return Classified::Done(Verdict::Drop(DropReason::UnknownPort));
         };
-        let p = match parse(pkt.data(), port) {
+        let p = match parse(frame, port) {
             Ok(p) => p,
-            Err(reason) => return Verdict::Drop(reason),
+            Err(reason) => return Classified::Done(Verdict::Drop(reason)),
         };
         let dst = u128::from(p.dst);
-        if let Some(service) = snap.service_by_address(dst) {
+        if let Some(service_index) = snap.service_by_address(dst) {
             // Neighbor Discovery about a service address (unicast NUD) is the control
             // thread's: it decides how the appliance answers for its anycast addresses.
             if is_nd(p.icmp_type) {
-                return Verdict::Exception;
+                return Classified::Done(Verdict::Exception);
             }
-            return self.forward(snap, pkt, rx_port, &p, service, now, extra);
+            let Some(service) = snap.service(service_index) else {
+                return Classified::Done(Verdict::Drop(DropReason::NoServiceMember));
+            };
+            let flow = self.flow_plan(&p, frame, service.affinity);
+            return Classified::Forward {
+                parsed: p,
+                service: service_index,
+                flow,
+            };
         }
         if snap.is_local(dst) {
             let tunnel_packet = matches!(p.chain.upper_layer, proto::IPV6 | proto::DEST_OPTS)
@@ -576,12 +774,12 @@ impl Worker {
             if tunnel_packet && p.chain.fragment.is_some() {
                 // RFC 2473 §3.3 wants reassembly first; the data plane keeps no fragment
                 // state, and members are told to stay within the tunnel MTU.
-                return Verdict::Drop(DropReason::TunnelFragment);
+                return Classified::Done(Verdict::Drop(DropReason::TunnelFragment));
             }
             if p.chain.upper_layer == proto::IPV6 && p.dst == snap.tunnel().address {
-                return self.reverse(snap, pkt, &p, now);
+                return Classified::Reverse(p);
             }
-            return Verdict::Exception;
+            return Classified::Done(Verdict::Exception);
         }
         if p.dst.is_multicast() {
             if is_nd(p.icmp_type) {
@@ -590,14 +788,56 @@ impl Worker {
                 if o[..13] == [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff] {
                     let low24 = u32::from_be_bytes([0, o[13], o[14], o[15]]);
                     if !snap.is_our_solicited_node(low24) {
-                        return Verdict::Drop(DropReason::NotForUs);
+                        return Classified::Done(Verdict::Drop(DropReason::NotForUs));
                     }
                 }
-                return Verdict::Exception;
+                return Classified::Done(Verdict::Exception);
             }
-            return Verdict::Drop(DropReason::MulticastNotHandled);
+            return Classified::Done(Verdict::Drop(DropReason::MulticastNotHandled));
         }
-        Verdict::Drop(DropReason::NotForUs)
+        Classified::Done(Verdict::Drop(DropReason::NotForUs))
+    }
+
+    /// The affinity key of a packet to a service, its table probe, and the transport flow
+    /// hash. Fragments carry no reliable ports, so every fragment of a datagram is keyed
+    /// without them (as Maglev does, NSDI 2016 §3.3), which keeps them together.
+    #[inline]
+    fn flow_plan(&self, p: &Parsed, frame: &[u8], mode: AffinityMode) -> FlowPlan {
+        let src = p.src.octets();
+        let dst = p.dst.octets();
+        let quoted = if p.icmp_type.is_some_and(icmpv6::is_error) {
+            p.upper(frame)
+                .and_then(|icmp| flowhash::quoted_flow(icmp, &dst))
+        } else {
+            None
+        };
+        let (client, client_port, service_port, protocol) = match quoted {
+            // An ICMPv6 error about a member's packet goes to that member's flow.
+            Some(q) => q,
+            None if p.is_fragmented() => (src, 0, 0, 0),
+            None => {
+                let protocol = p.chain.upper_layer;
+                let (sport, dport) = ports_of(protocol, p.upper(frame));
+                (src, sport, dport, protocol)
+            }
+        };
+        let flow = FlowKey::five_tuple(client, client_port, dst, service_port, protocol);
+        let flow_hash = flowhash::hash(&flow);
+        // Mobility Header traffic (return routability) is pinned per (client, service)
+        // whatever the mode, so that all of a client's signalling meets one member.
+        let (key, key_hash) =
+            if mode == AffinityMode::Client || p.chain.upper_layer == proto::MOBILITY {
+                let k = FlowKey::client_pair(client, dst);
+                (k, flowhash::hash(&k))
+            } else {
+                (flow, flow_hash)
+            };
+        FlowPlan {
+            key,
+            probe: self.affinity.probe(key_hash),
+            key_hash,
+            flow_hash,
+        }
     }
 
     /// The forward path: client -> service, tunnelled to a member.
@@ -610,6 +850,7 @@ impl Worker {
         rx_port: u16,
         p: &Parsed,
         service_index: u16,
+        flow: &FlowPlan,
         now: Tick,
         extra: &mut X,
     ) -> Verdict {
@@ -677,38 +918,6 @@ impl Worker {
             );
         }
 
-        // Flow identity. Fragments carry no reliable ports, so every fragment of a datagram
-        // is keyed without them (as Maglev does, NSDI 2016 §3.3), which keeps them together.
-        let frame = pkt.data();
-        let src = p.src.octets();
-        let dst = p.dst.octets();
-        let quoted = if p.icmp_type.is_some_and(icmpv6::is_error) {
-            p.upper(frame)
-                .and_then(|icmp| flowhash::quoted_flow(icmp, &dst))
-        } else {
-            None
-        };
-        let (client, client_port, service_port, protocol) = match quoted {
-            // An ICMPv6 error about a member's packet goes to that member's flow.
-            Some(q) => q,
-            None if p.is_fragmented() => (src, 0, 0, 0),
-            None => {
-                let protocol = p.chain.upper_layer;
-                let (sport, dport) = ports_of(protocol, p.upper(frame));
-                (src, sport, dport, protocol)
-            }
-        };
-        let flow = FlowKey::five_tuple(client, client_port, dst, service_port, protocol);
-        let flow_hash = flowhash::hash(&flow);
-        // Mobility Header traffic (return routability) is pinned per (client, service)
-        // whatever the mode, so that all of a client's signalling meets one member.
-        let (key, key_hash) =
-            if service.affinity == AffinityMode::Client || p.chain.upper_layer == proto::MOBILITY {
-                let k = FlowKey::client_pair(client, dst);
-                (k, flowhash::hash(&k))
-            } else {
-                (flow, flow_hash)
-            };
         // In flow mode a TCP SYN opens a new connection even when its 5-tuple is
         // remembered (clients reuse ports): it must not be pinned to a draining member,
         // which takes no new connections. Other packets of a remembered flow stay where
@@ -716,15 +925,15 @@ impl Worker {
         // clients, new connections included, until they go idle.)
         let opens_connection = service.affinity == AffinityMode::Flow
             && is_tcp_syn(p.chain.upper_layer, p.upper(pkt.data()));
-        let resolution = self.affinity.resolve(
-            &key,
-            key_hash,
+        let resolution = self.affinity.resolve_probed(
+            &flow.key,
+            &flow.probe,
             now.secs(),
             |m| match service.member_state(m) {
                 MemberState::Draining if opens_connection => MemberState::Gone,
                 state => state,
             },
-            || service.pick(key_hash),
+            || service.pick(flow.key_hash),
         );
         let (member_ref, new_flow) = match resolution {
             Resolution::Sticky(m) => (m, false),
@@ -742,28 +951,8 @@ impl Worker {
         }
 
         // Rewrite. Every check that can send an error is behind us.
-        let tunnel_spec = snap.tunnel();
-        let hop_at = p.eth_len + 7;
-        pkt.data_mut()[hop_at] = p.hop_limit - 1;
-        if pkt.adj(p.eth_len).is_err() {
-            return Verdict::Drop(DropReason::MalformedEthernet);
-        }
-        let params = TunnelParams {
-            src: tunnel_spec.address,
-            dst: member.care_of,
-            hop_limit: tunnel_spec.hop_limit,
-            traffic_class: tunnel_spec.traffic_class,
-            flow_label: flow_label(flow_hash),
-            encap_limit: tunnel_spec.encap_limit,
-        };
-        match tunnel::encapsulate(pkt, &params) {
-            Ok(EncapOutcome::Encapsulated { .. }) => {}
-            // The walk above found the same limit (both take the first one met, §5.1 (a)).
-            Ok(EncapOutcome::EncapLimitExceeded { .. }) => {
-                return Verdict::Drop(DropReason::EncapLimitExceeded)
-            }
-            Err(Error::NoRoom(_)) => return Verdict::Drop(DropReason::NoBufferRoom),
-            Err(_) => return Verdict::Drop(DropReason::MalformedIpv6),
+        if let Err(reason) = encapsulate_parsed(pkt, p, snap.tunnel(), member.care_of, flow) {
+            return Verdict::Drop(reason);
         }
         let fragments = if pkt.len() > link_mtu {
             if let Err(reason) =
@@ -1087,7 +1276,7 @@ mod tests {
         MemberSpec, MemberStatus, PortSpec, ServiceSpec, SnapshotSpec, TunnelSpec,
     };
     use anycast6_wire::icmpv6::{Icmpv6Repr, ParamProblemCode, TimeExceededCode};
-    use anycast6_wire::tunnel::TrafficClass;
+    use anycast6_wire::tunnel::{TrafficClass, TunnelParams};
     use anycast6_wire::VecBuf;
     use proptest::prelude::*;
     use std::collections::{HashMap, HashSet};
@@ -2334,6 +2523,75 @@ mod tests {
     }
 
     proptest! {
+        /// `process_burst` (staged, with prefetches, in chunks of BURST_STAGE) gives every
+        /// packet the verdict and bytes `process` gives it one at a time, and the in-place
+        /// encapsulation equals `tunnel::encapsulate` of the hop-decremented client packet.
+        #[test]
+        fn burst_matches_one_by_one_and_encapsulation_matches_reference(
+            frames in proptest::collection::vec(arbitrary_frame(), 1..80),
+            encap_limit in prop::option::of(1u8..6),
+            fixed_tc in prop::option::of(any::<u8>()),
+            headroom in 40usize..160,
+        ) {
+            let s = snap_with(|sp| {
+                sp.ports[0].link_mtu = 1300;
+                sp.tunnel.encap_limit = encap_limit;
+                if let Some(tc) = fixed_tc {
+                    sp.tunnel.traffic_class = TrafficClass::Fixed(tc);
+                }
+            });
+            let (mut one, mut bulk) = (worker(), worker());
+            let (mut tx_one, mut tx_bulk) = (Tx::new(100), Tx::new(100));
+            let singles: Vec<(Verdict, Vec<u8>)> = frames
+                .iter()
+                .map(|f| {
+                    let mut b = VecBuf::from_slice_with_room(f, headroom, 64);
+                    let v = one.process(&s, &mut b, 0, now(), &mut tx_one);
+                    (v, b.into_vec())
+                })
+                .collect();
+            let mut bufs: Vec<VecBuf> = frames
+                .iter()
+                .map(|f| VecBuf::from_slice_with_room(f, headroom, 64))
+                .collect();
+            let mut verdicts = vec![Verdict::Exception; frames.len() + 3];
+            let n = bulk.process_burst(&s, &mut bufs, 0, now(), &mut tx_bulk, &mut verdicts);
+            prop_assert_eq!(n, frames.len());
+            for (i, ((v, out), (bv, b))) in singles.iter().zip(verdicts.iter().zip(bufs)).enumerate() {
+                prop_assert_eq!(v, bv, "packet {}", i);
+                prop_assert_eq!(out, &b.into_vec(), "packet {}", i);
+            }
+            prop_assert_eq!(one.counters(), bulk.counters());
+            prop_assert_eq!(one.affinity().counters(), bulk.affinity().counters());
+            let sent = |tx: Tx| tx.sent.into_iter().map(|(p, b)| (p, b.into_vec())).collect::<Vec<_>>();
+            prop_assert_eq!(sent(tx_one), sent(tx_bulk));
+
+            for (f, (v, out)) in frames.iter().zip(&singles) {
+                let Verdict::Forward { service, member, fragments: 1, .. } = *v else {
+                    continue;
+                };
+                let ip_len = 40 + usize::from(u16::from_be_bytes([f[18], f[19]]));
+                let mut inner = f[14..14 + ip_len].to_vec();
+                inner[7] -= 1;
+                let outer = Ipv6Packet::new_checked(&out[14..]).unwrap();
+                let care_of = s.service(service).unwrap().member_by_id(member).unwrap().care_of;
+                let mut expected = VecBuf::from_slice_with_room(&inner, 64, 0);
+                let encapsulated = tunnel::encapsulate(
+                    &mut expected,
+                    &TunnelParams {
+                        src: a(TUNNEL),
+                        dst: care_of,
+                        hop_limit: 64,
+                        traffic_class: fixed_tc.map_or(TrafficClass::CopyInner, TrafficClass::Fixed),
+                        flow_label: outer.flow_label(),
+                        encap_limit,
+                    },
+                );
+                prop_assert!(encapsulated.is_ok());
+                prop_assert_eq!(&out[14..], &expected.into_vec()[..]);
+            }
+        }
+
         #[test]
         fn arbitrary_frames_never_panic(frames in proptest::collection::vec(arbitrary_frame(), 1..8),
                                         mtu in prop_oneof![Just(1280u16), Just(1300), Just(1500)],

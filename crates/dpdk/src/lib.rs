@@ -40,6 +40,7 @@ mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
+mod prefetch;
 
 pub use burst::{Drain, MbufBurst, DEFAULT_BURST};
 pub use channel::{exception_channel, ExceptionReceiver, ExceptionSender};
@@ -51,6 +52,7 @@ pub use mempool::{Mempool, DEFAULT_DATA_ROOM, MBUF_HEADROOM};
 pub use port::{
     LinkStatus, Port, PortConfig, PortInfo, PortQueues, PortStats, RssMode, RxQueue, TxQueue,
 };
+pub use prefetch::prefetch_read;
 
 /// The raw bindings, for what this crate does not wrap.
 pub use anycast6_dpdk_sys as sys;

@@ -1238,6 +1238,22 @@ pub fn pipeline(data: &[u8]) {
         worker.counters().is_consistent(),
         "counters inconsistent after {verdict:?}"
     );
+    // The staged burst path decides and rewrites exactly as the one-packet path.
+    let mut burst_worker = Worker::new(config, Tick::from_millis(0)).expect("worker");
+    let mut burst_extra = Extra(Vec::new());
+    let mut burst = [VecBuf::from_slice_with_room(&frame, 128, 2048)];
+    let mut burst_verdict = [Verdict::Exception];
+    burst_worker.process_burst(
+        snap,
+        &mut burst,
+        rx_port,
+        Tick::from_millis(5),
+        &mut burst_extra,
+        &mut burst_verdict,
+    );
+    assert_eq!(burst_verdict[0], verdict, "process_burst verdict");
+    assert_eq!(burst[0].data(), buf.data(), "process_burst bytes");
+    assert_eq!(burst_worker.counters(), worker.counters());
     let sent: Vec<&[u8]> = match verdict {
         Verdict::Forward { .. } | Verdict::Reverse { .. } | Verdict::IcmpError { .. } => {
             std::iter::once(buf.data())
