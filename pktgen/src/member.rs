@@ -109,6 +109,9 @@ pub struct Member {
     pub service: Ipv6Addr,
     pub alive: bool,
     pub killed_at: Option<Instant>,
+    /// When the last client packet reached it after it was killed: how long the appliance
+    /// kept sending it traffic (its failover time, seen from the member).
+    pub last_rx_after_death: Option<Instant>,
     pub registration: Registration,
     /// The binding is known to be valid until then.
     pub bound_until: Option<Instant>,
@@ -187,6 +190,7 @@ impl Emulator {
                     service: spec.service,
                     alive: true,
                     killed_at: None,
+                    last_rx_after_death: None,
                     registration: Registration::Idle,
                     bound_until: None,
                     // Spread the members' first sequence numbers (any start is valid).
@@ -610,7 +614,7 @@ impl Emulator {
 
     fn member_tunnel(
         &mut self,
-        _now: Instant,
+        now: Instant,
         i: usize,
         frame: &mut [u8],
         inner_at: usize,
@@ -656,6 +660,7 @@ impl Emulator {
         let stamp = l4_payload(inh, &frame[l4_at..inner_end]).and_then(Stamp::read);
         if !m.alive {
             m.counters.rx_after_death += 1;
+            m.last_rx_after_death = Some(now);
             return Rx::Ignored;
         }
         m.counters.rx_packets += 1;

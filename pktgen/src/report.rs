@@ -76,6 +76,9 @@ pub struct MemberReport {
     pub alive: bool,
     /// Seconds after the start at which it was killed.
     pub killed_at_s: Option<f64>,
+    /// Seconds from the kill to the last client packet that still reached it (the
+    /// appliance's failover time as the member saw it); `None` if none came after.
+    pub failover_s: Option<f64>,
     pub registered: bool,
     #[serde(flatten)]
     pub counters: MemberCounters,

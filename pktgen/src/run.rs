@@ -909,6 +909,10 @@ pub fn run(o: &RunOptions) -> anyhow::Result<Report> {
                 killed_at_s: m
                     .killed_at
                     .map(|k| k.saturating_duration_since(t0).as_secs_f64()),
+                failover_s: m
+                    .killed_at
+                    .zip(m.last_rx_after_death)
+                    .map(|(k, last)| last.saturating_duration_since(k).as_secs_f64()),
                 registered: m.alive && m.is_registered(Instant::now()),
                 counters: m.counters.clone(),
             })
