@@ -267,6 +267,45 @@ impl ExtraTx<Mbuf> for FragmentTx<'_> {
     }
 }
 
+/// Packets a [`dispatch`] could not place.
+#[derive(Default)]
+struct Lost {
+    ring_full: u64,
+    tx_full: u64,
+}
+
+/// Sends a judged packet where its verdict says: the control thread's ring, a port's TX
+/// stage, or (a drop) back to its pool when `m` goes out of scope.
+#[inline]
+fn dispatch(
+    verdict: Verdict,
+    m: Mbuf,
+    rx_port: u16,
+    exceptions: &mut ExceptionSender<(u16, Mbuf)>,
+    stage: &mut [MbufBurst<TX_STAGE>],
+) -> Lost {
+    let mut lost = Lost::default();
+    match verdict {
+        Verdict::Exception => {
+            if exceptions.send((rx_port, m)).is_err() {
+                lost.ring_full = 1;
+            }
+        }
+        v => {
+            if let Some(port) = v.tx_port() {
+                let queued = match stage.get_mut(usize::from(port)) {
+                    Some(s) => s.push(m).is_ok(),
+                    None => false,
+                };
+                if !queued {
+                    lost.tx_full = 1;
+                }
+            }
+        }
+    }
+    lost
+}
+
 struct WorkerLoop {
     worker: Worker,
     reader: SnapshotReader<Snapshot>,
@@ -329,26 +368,10 @@ impl WorkerLoop {
                         &mut verdicts,
                     );
                     for (m, verdict) in rx_burst.drain().zip(&verdicts[..done]) {
-                        match *verdict {
-                            Verdict::Exception => {
-                                if self.exceptions.send((p as u16, m)).is_err() {
-                                    ring_full += 1;
-                                }
-                            }
-                            v => {
-                                if let Some(port) = v.tx_port() {
-                                    match stage.get_mut(usize::from(port)) {
-                                        Some(s) => {
-                                            if s.push(m).is_err() {
-                                                tx_full += 1;
-                                            }
-                                        }
-                                        None => tx_full += 1,
-                                    }
-                                }
-                                // Drop(..): `m` goes out of scope and returns to its pool.
-                            }
-                        }
+                        let lost =
+                            dispatch(*verdict, m, p as u16, &mut self.exceptions, &mut stage);
+                        ring_full += lost.ring_full;
+                        tx_full += lost.tx_full;
                     }
                     continue;
                 }
@@ -363,26 +386,9 @@ impl WorkerLoop {
                         dropped: &mut tx_full,
                     };
                     let verdict = self.worker.process(snap, &mut m, p as u16, now, &mut extra);
-                    match verdict {
-                        Verdict::Exception => {
-                            if self.exceptions.send((p as u16, m)).is_err() {
-                                ring_full += 1;
-                            }
-                        }
-                        v => {
-                            if let Some(port) = v.tx_port() {
-                                match stage.get_mut(usize::from(port)) {
-                                    Some(s) => {
-                                        if s.push(m).is_err() {
-                                            tx_full += 1;
-                                        }
-                                    }
-                                    None => tx_full += 1,
-                                }
-                            }
-                            // Drop(..): `m` goes out of scope and returns to its pool.
-                        }
-                    }
+                    let lost = dispatch(verdict, m, p as u16, &mut self.exceptions, &mut stage);
+                    ring_full += lost.ring_full;
+                    tx_full += lost.tx_full;
                 }
             }
             for (s, txq) in stage.iter_mut().zip(self.tx.iter_mut()) {

@@ -60,6 +60,10 @@ use crate::control::registration::{
 use crate::dataplane::ratelimit::TokenBucket;
 use crate::dataplane::snapshot::{MemberSpec, MemberStatus, SnapshotSpec, MEMBER_SLOTS};
 
+/// Most octets of an invoking packet an ICMPv6 error quotes: the error must fit the IPv6
+/// minimum MTU (RFC 4443 §2.4(c)).
+const MAX_QUOTE: usize = ipv6::MIN_MTU - ipv6::HEADER_LEN - 8;
+
 /// Refusal log lines (rejected BUs, discarded Mobility Headers) per second, and burst.
 pub const REFUSAL_LOG_RATE: u32 = 10;
 
@@ -580,14 +584,10 @@ impl ControlPlane {
             | Icmpv6Repr::ParamProblem { .. } => RelayedError::Unreachable,
             _ => return None,
         };
-        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
-        if !self.icmp.try_take(ms) {
-            self.counters.icmp_rate_limited += 1;
+        if !self.error_allowed(now, to) {
             return None;
         }
-        let src = self.config.appliance.tunnel_address;
-        let room = ipv6::MIN_MTU - ipv6::HEADER_LEN - 8;
-        let quote = &original[..original.len().min(room)];
+        let quote = &original[..original.len().min(MAX_QUOTE)];
         let icmp = match relayed {
             RelayedError::TooBig(mtu) => Icmpv6Repr::PacketTooBig {
                 mtu,
@@ -598,6 +598,29 @@ impl ControlPlane {
                 invoking: quote,
             },
         };
+        Some((service_port, self.icmp_packet(to, &icmp)?))
+    }
+
+    /// RFC 4443 §2.4(e) and (f): no error to an unspecified, multicast or anycast
+    /// (service) address, and at most the token bucket's rate. Counts what is refused.
+    fn error_allowed(&mut self, now: Instant, to: Ipv6Addr) -> bool {
+        if to.is_unspecified()
+            || to.is_multicast()
+            || self.config.services.iter().any(|s| s.address == to)
+        {
+            return false;
+        }
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        if !self.icmp.try_take(ms) {
+            self.counters.icmp_rate_limited += 1;
+            return false;
+        }
+        true
+    }
+
+    /// An ICMPv6 message from the tunnel address to `to`, as a complete IPv6 packet.
+    fn icmp_packet(&self, to: Ipv6Addr, icmp: &Icmpv6Repr<'_>) -> Option<Vec<u8>> {
+        let src = self.config.appliance.tunnel_address;
         let len = icmp.buffer_len();
         let mut buf = vec![0u8; ipv6::HEADER_LEN + len];
         Ipv6Repr {
@@ -617,7 +640,7 @@ impl ControlPlane {
             &to,
         )
         .ok()?;
-        Some((service_port, buf))
+        Some(buf)
     }
 
     fn learn(&mut self, addr: Ipv6Addr, mac: MacAddr) {
@@ -724,49 +747,22 @@ impl ControlPlane {
         pointer: u32,
         invoking: &[u8],
     ) -> Option<Vec<u8>> {
-        // RFC 4443 §2.4(e): no error to an unspecified, multicast or anycast (service)
-        // source.
-        if to.is_unspecified()
-            || to.is_multicast()
-            || self.config.services.iter().any(|s| s.address == to)
-        {
+        if !self.error_allowed(now, to) {
             return None;
         }
-        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
-        if !self.icmp.try_take(ms) {
-            self.counters.icmp_rate_limited += 1;
-            return None;
-        }
-        let src = self.config.appliance.tunnel_address;
-        // §2.4(c): the error must not exceed the minimum IPv6 MTU.
-        let room = ipv6::MIN_MTU - ipv6::HEADER_LEN - 8;
-        let quote = &invoking[..invoking.len().min(room)];
         let code = match code {
             1 => ParamProblemCode::UnrecognizedNextHeader,
             2 => ParamProblemCode::UnrecognizedOption,
             _ => ParamProblemCode::ErroneousHeaderField,
         };
-        let icmp = Icmpv6Repr::ParamProblem {
-            code,
-            pointer,
-            invoking: quote,
-        };
-        let len = icmp.buffer_len();
-        let mut buf = vec![0u8; ipv6::HEADER_LEN + len];
-        let ip = Ipv6Repr {
-            src,
-            dst: to,
-            next_header: proto::ICMPV6,
-            payload_len: len,
-            hop_limit: self.config.appliance.outer_hop_limit,
-            traffic_class: 0,
-            flow_label: 0,
-        };
-        let mut pkt = Ipv6Packet::new_unchecked(&mut buf[..]);
-        ip.emit(&mut pkt).ok()?;
-        let mut msg = Icmpv6Packet::new_unchecked(&mut buf[ipv6::HEADER_LEN..]);
-        icmp.emit(&mut msg, &src, &to).ok()?;
-        Some(buf)
+        self.icmp_packet(
+            to,
+            &Icmpv6Repr::ParamProblem {
+                code,
+                pointer,
+                invoking: &invoking[..invoking.len().min(MAX_QUOTE)],
+            },
+        )
     }
 
     fn apply_member_events(&mut self, now: Instant, events: &[MemberEvent]) {
