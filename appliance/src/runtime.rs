@@ -603,7 +603,7 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
         );
     }
 
-    let traffic = Traffic::new(traffic_mirrors);
+    let mut traffic = Traffic::new(traffic_mirrors);
 
     // The control thread.
     log_line(
@@ -752,17 +752,14 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
 /// current member got it (slots are reused, counters never reset).
 struct Traffic {
     mirrors: Vec<Arc<MemberTrafficMirror>>,
-    baselines: std::cell::RefCell<Vec<MemberTraffic>>,
+    baselines: Vec<MemberTraffic>,
 }
 
 impl Traffic {
     fn new(mirrors: Vec<Arc<MemberTrafficMirror>>) -> Traffic {
         Traffic {
             mirrors,
-            baselines: std::cell::RefCell::new(vec![
-                MemberTraffic::default();
-                crate::dataplane::snapshot::MEMBER_SLOTS
-            ]),
+            baselines: vec![MemberTraffic::default(); crate::dataplane::snapshot::MEMBER_SLOTS],
         }
     }
 
@@ -776,9 +773,9 @@ impl Traffic {
     }
 
     /// A new member took the slot: count from here.
-    fn rebase(&self, slot: u16) {
+    fn rebase(&mut self, slot: u16) {
         let now = self.raw(slot);
-        if let Some(b) = self.baselines.borrow_mut().get_mut(usize::from(slot)) {
+        if let Some(b) = self.baselines.get_mut(usize::from(slot)) {
             *b = now;
         }
     }
@@ -787,7 +784,6 @@ impl Traffic {
     fn of(&self, slot: u16) -> MemberTraffic {
         let base = self
             .baselines
-            .borrow()
             .get(usize::from(slot))
             .copied()
             .unwrap_or_default();

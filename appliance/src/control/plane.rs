@@ -562,11 +562,9 @@ impl ControlPlane {
             .find(|s| s.address == orig.dst_addr())?
             .port;
         let original_len = ipv6::HEADER_LEN + usize::from(orig.payload_len());
-        if to.is_multicast()
-            || to.is_unspecified()
-            || self.config.services.iter().any(|s| s.address == to)
-            || self.is_local(&to)
-        {
+        // Never relay to ourselves; error_allowed below refuses the other sources RFC 4443
+        // §2.4(e) excludes.
+        if self.is_local(&to) {
             return None;
         }
         let relayed = match error {

@@ -77,6 +77,7 @@ use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use anycast6_wire::ipv6ext::{
     EncapLimitDestOpts, ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader, Ipv6OptionsHeader,
 };
+use anycast6_wire::tcp::TcpFlags;
 use anycast6_wire::tunnel::{self, TrafficClass};
 use anycast6_wire::PacketBuf;
 
@@ -406,9 +407,10 @@ fn is_nd(icmp_type: Option<u8>) -> bool {
 #[inline]
 fn is_tcp_syn(protocol: u8, upper: Option<&[u8]>) -> bool {
     protocol == proto::TCP
-        && upper
-            .and_then(|u| u.get(13))
-            .is_some_and(|flags| flags & 0x12 == 0x02)
+        && upper.and_then(|u| u.get(13)).is_some_and(|&bits| {
+            let flags = TcpFlags::from_bits(bits);
+            flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK)
+        })
 }
 
 /// Parses the frame once; an `Err` is the drop reason.
