@@ -79,6 +79,49 @@ pub struct Config {
     pub registration: Option<RegistrationConfig>,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub route_optimisation: RouteOptimisationConfig,
+}
+
+/// `[route_optimisation]`: what the appliance does for clients that members
+/// route-optimised (RFC 6275 §5.2, docs/protocol.md "Trigger signals").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteOptimisationConfig {
+    /// Send a returned-home Binding Update to each client route-optimised to a member that
+    /// fails, drains or leaves.
+    #[serde(default = "default_true")]
+    pub triggers: bool,
+    /// Seconds after which a trigger that got no Binding Acknowledgement is given up (the
+    /// client's binding then ends with its lifetime, at most 420 s).
+    #[serde(default = "default_give_up_after")]
+    pub give_up_after: u32,
+    /// Claim a down member's care-of address by proxy Neighbor Discovery on the service's
+    /// port and answer what clients still send there with ICMPv6 Destination Unreachable.
+    #[serde(default)]
+    pub claim_care_of: bool,
+    /// Most route-optimised (service, client) pairs remembered.
+    #[serde(default = "default_ro_max_clients")]
+    pub max_clients: usize,
+}
+
+fn default_give_up_after() -> u32 {
+    30
+}
+
+fn default_ro_max_clients() -> usize {
+    65536
+}
+
+impl Default for RouteOptimisationConfig {
+    fn default() -> Self {
+        RouteOptimisationConfig {
+            triggers: true,
+            give_up_after: default_give_up_after(),
+            claim_care_of: false,
+            max_clients: default_ro_max_clients(),
+        }
+    }
 }
 
 /// `[registration]`: home registration by members (RFC 6275 §10.3, PROTOCOL.md §1.9).
@@ -1003,6 +1046,7 @@ impl Config {
         self.check_services(&mut f);
         self.check_registration(&mut f);
         self.check_admin(&mut f);
+        self.check_route_optimisation(&mut f);
         f
     }
 
@@ -1088,6 +1132,33 @@ impl Config {
                 "registration",
                 "neither key_file nor trusted_prefixes is set: every Binding Update will be \
                  refused with status 129",
+            );
+        }
+    }
+
+    fn check_route_optimisation(&self, f: &mut Findings) {
+        let r = &self.route_optimisation;
+        if r.give_up_after == 0 {
+            f.error(
+                "route_optimisation.give_up_after",
+                "0 would give up before the first Binding Update; give seconds (default 30)",
+            );
+        } else if r.give_up_after > 420 {
+            f.warn(
+                "route_optimisation.give_up_after",
+                "beyond 420 s (MAX_RR_BINDING_LIFETIME) every client binding has expired anyway",
+            );
+        }
+        if r.max_clients == 0 {
+            f.error(
+                "route_optimisation.max_clients",
+                "0 remembers no route-optimised client; triggers could never be sent",
+            );
+        }
+        if r.claim_care_of && !self.services.iter().any(|s| s.health.is_some()) {
+            f.warn(
+                "route_optimisation.claim_care_of",
+                "no service has health checks: only a member that is down is claimed",
             );
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
+use crate::control::ro::RoClientView;
 use crate::control::view::{BindingView, MemberView, ServiceView, WorkerView};
 
 /// Arguments of `anycast6 ctl`.
@@ -141,7 +142,18 @@ pub fn render(command: &CtlCommand, data: &Value) -> anyhow::Result<String> {
             render_members(&serde_json::from_value::<Vec<MemberView>>(data.clone())?)
         }
         CtlCommand::Bindings => {
-            render_bindings(&serde_json::from_value::<Vec<BindingView>>(data.clone())?)
+            let home = serde_json::from_value::<Vec<BindingView>>(data["home"].clone())?;
+            let ro = serde_json::from_value::<Vec<RoClientView>>(
+                data.get("route_optimised")
+                    .cloned()
+                    .unwrap_or(Value::Array(vec![])),
+            )?;
+            let mut s = render_bindings(&home);
+            if !ro.is_empty() {
+                s.push('\n');
+                s.push_str(&render_route_optimised(&ro));
+            }
+            s
         }
         CtlCommand::Stats => render_stats(data)?,
         CtlCommand::Drain { .. } | CtlCommand::Undrain { .. } | CtlCommand::Reload => {
@@ -324,6 +336,46 @@ fn render_members(members: &[MemberView]) -> String {
         &[
             "SERVICE", "CARE-OF", "ID.EPOCH", "ORIGIN", "WEIGHT", "STATE", "HEALTH", "LIFETIME",
             "DRAIN", "PACKETS", "FLOWS",
+        ],
+        &rows,
+    )
+}
+
+/// Clients route-optimised to members and the trigger sent when the member failed.
+fn render_route_optimised(clients: &[RoClientView]) -> String {
+    let rows: Vec<Vec<String>> = clients
+        .iter()
+        .map(|c| {
+            let (state, attempts, status) = match &c.trigger {
+                Some(t) => (
+                    t.state.clone(),
+                    t.attempts.to_string(),
+                    t.last_status.map_or("-".into(), |s| s.to_string()),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            vec![
+                c.service.to_string(),
+                c.client.to_string(),
+                c.member.to_string(),
+                c.care_of.to_string(),
+                c.token_age_s.map_or("-".into(), |a| format!("{a:.0}s")),
+                state,
+                attempts,
+                status,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SERVICE",
+            "RO-CLIENT",
+            "MEMBER",
+            "CARE-OF",
+            "TOKEN-AGE",
+            "TRIGGER",
+            "BUS",
+            "LAST-BA",
         ],
         &rows,
     )

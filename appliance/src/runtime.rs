@@ -1000,7 +1000,29 @@ fn build_view(i: &ViewInputs<'_>) -> ControlView {
         ("drained_removed".into(), pc.drained_removed),
         ("log_suppressed".into(), pc.log_suppressed),
         ("tunnel_errors_relayed".into(), pc.tunnel_errors_relayed),
+        ("ro_relayed".into(), pc.ro_relayed),
+        ("ro_discarded".into(), pc.ro_discarded),
+        ("claim_advertisements".into(), pc.claim_advertisements),
     ]);
+    let rc = i.control.ro_counters();
+    let route_optimisation = BTreeMap::from([
+        ("member_hotis".to_string(), rc.member_hotis),
+        ("hots_to_members".into(), rc.hots_to_members),
+        ("hots_unmatched".into(), rc.hots_unmatched),
+        ("tokens_recorded".into(), rc.tokens_recorded),
+        ("triggers_started".into(), rc.triggers_started),
+        ("trigger_bus_sent".into(), rc.trigger_bus_sent),
+        ("trigger_retries_135".into(), rc.trigger_retries_135),
+        ("own_home_tests".into(), rc.own_home_tests),
+        ("triggers_done".into(), rc.triggers_done),
+        ("triggers_gave_up".into(), rc.triggers_gave_up),
+        ("triggers_cancelled".into(), rc.triggers_cancelled),
+        ("trigger_bas_bad_auth".into(), rc.trigger_bas_bad_auth),
+        ("brr_answered".into(), rc.brr_answered),
+        ("unreachable_sent".into(), rc.unreachable_sent),
+        ("records_evicted".into(), rc.records_evicted),
+    ]);
+    let route_optimised = i.control.route_optimised(now);
     let ports = i
         .plan
         .ports
@@ -1049,6 +1071,8 @@ fn build_view(i: &ViewInputs<'_>) -> ControlView {
         registration,
         health,
         control,
+        route_optimised,
+        route_optimisation,
     }
 }
 

@@ -20,6 +20,7 @@ use anycast6::control::admin::{
     MAX_LINE,
 };
 use anycast6::control::metrics::{self, MetricsServer};
+use anycast6::control::ro::{RoClientView, TriggerView};
 use anycast6::control::view::{
     BindingView, ControlView, MemberView, PortView, ServiceView, WorkerView,
 };
@@ -163,6 +164,21 @@ fn sample_view() -> ControlView {
             ("neighbours_learned", 1),
             ("reloads_ok", 0),
         ]),
+        route_optimised: vec![RoClientView {
+            service: addr(SERVICE),
+            client: addr("2001:db8:c::2"),
+            member: 1,
+            care_of: addr("2001:db8:3::7"),
+            token_age_s: Some(12.0),
+            trigger: Some(TriggerView {
+                state: "done".into(),
+                attempts: 2,
+                home_tests: 0,
+                last_status: Some(0),
+                elapsed_s: 0.02,
+            }),
+        }],
+        route_optimisation: counters(&[("triggers_started", 1), ("triggers_done", 1)]),
     }
 }
 
@@ -392,10 +408,15 @@ fn every_ctl_command_through_the_socket() {
 
     let bindings = f.ctl(CtlCommand::Bindings).unwrap();
     println!("$ anycast6 ctl bindings\n{bindings}");
-    assert_eq!(lines_of(&bindings).len(), 2);
-    assert_aligned(&bindings);
-    assert!(bindings.contains("595/600s"));
-    assert!(bindings.contains("mn-ha spi 256"));
+    // Two tables: home registrations, then route-optimised clients, a blank line apart.
+    let (home, ro) = bindings.split_once("\n\n").expect("two tables");
+    assert_eq!(lines_of(home).len(), 2);
+    assert_aligned(home);
+    assert!(home.contains("595/600s"));
+    assert!(home.contains("mn-ha spi 256"));
+    assert_eq!(lines_of(ro).len(), 2);
+    assert_aligned(ro);
+    assert!(ro.contains("2001:db8:c::2") && ro.contains("done"));
 
     let stats = f.ctl(CtlCommand::Stats).unwrap();
     println!("$ anycast6 ctl stats\n{stats}");
@@ -526,7 +547,9 @@ fn bad_requests_get_an_error_and_keep_the_connection() {
     assert_eq!(a["data"][0]["address"], SERVICE);
     // Two requests in one write get two answers in order.
     c.send(b"{\"cmd\":\"bindings\"}\n{\"cmd\":\"status\"}\n");
-    assert_eq!(c.answer().unwrap()["data"][0]["sequence"], 17);
+    let b = c.answer().unwrap();
+    assert_eq!(b["data"]["home"][0]["sequence"], 17);
+    assert_eq!(b["data"]["route_optimised"][0]["trigger"]["state"], "done");
     assert_eq!(c.answer().unwrap()["data"]["pid"], 4242);
 }
 

@@ -169,13 +169,17 @@ impl Request {
                 .iter()
                 .filter(|m| service.is_none_or(|s| m.service == s))
                 .collect::<Vec<_>>()),
-            Request::Bindings => json!(view.bindings),
+            Request::Bindings => json!({
+                "home": view.bindings,
+                "route_optimised": view.route_optimised,
+            }),
             Request::Stats => json!({
                 "dataplane": view.dataplane,
                 "workers": view.workers,
                 "registration": view.registration,
                 "health": view.health,
                 "control": view.control,
+                "route_optimisation": view.route_optimisation,
             }),
             Request::Action(_) => Value::Null,
         }

@@ -424,6 +424,26 @@ pub fn render(v: &ControlView) -> String {
         f.sample("registered_bindings", &[], v.bindings.len());
     }
     {
+        let mut f = Family::header(
+            o,
+            "route_optimisation_total",
+            "counter",
+            "Route optimisation through the appliance and trigger signals by event (member HoTIs, HoTs, triggers started/sent/done/given up, 135 retries, own home tests, Destination Unreachables for claimed care-of addresses).",
+        );
+        for (k, val) in &v.route_optimisation {
+            f.sample("route_optimisation_total", &[("event", k.clone())], val);
+        }
+    }
+    {
+        let mut f = Family::header(
+            o,
+            "route_optimised_clients",
+            "gauge",
+            "Clients known to be route-optimised to a member (recorded home keygen token).",
+        );
+        f.sample("route_optimised_clients", &[], v.route_optimised.len());
+    }
+    {
         let mut f = Family::header(o, "health_checks_total", "counter", "Health-check results by name (probes sent, replies, timeouts, refused, unreachable, transitions).");
         for (k, val) in &v.health {
             f.sample("health_checks_total", &[("result", k.clone())], val);

@@ -7,4 +7,5 @@ pub mod metrics;
 pub mod neighbour;
 pub mod plane;
 pub mod registration;
+pub mod ro;
 pub mod view;

@@ -46,6 +46,9 @@ use anycast6_wire::ethernet::{self, MacAddr};
 use anycast6_wire::icmpv6::{DstUnreachableCode, Icmpv6Packet, Icmpv6Repr, ParamProblemCode};
 use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use anycast6_wire::ipv6ext::ExtHeaderChain;
+use anycast6_wire::mobility::{MhMessage, MhPacket, MhRepr};
+use anycast6_wire::tunnel::{self, TunnelParams};
+use anycast6_wire::{PacketBuf, VecBuf};
 
 use crate::config::{Config, HealthKind, ServiceConfig};
 use crate::control::health::{
@@ -56,6 +59,9 @@ use crate::control::neighbour::{self, LocalOutcome, NeighbourTable};
 use crate::control::registration::{
     BindingInfo, MemberEvent, Now, ReceivedMh, Registrar, RegistrarConfig, Reply,
     ServiceRegistration,
+};
+use crate::control::ro::{
+    FailReason, HotOutcome, RoClientView, RoConfig, RoCounters, RoMember, RoTracker,
 };
 use crate::dataplane::ratelimit::TokenBucket;
 use crate::dataplane::snapshot::{MemberSpec, MemberStatus, SnapshotSpec, MEMBER_SLOTS};
@@ -142,7 +148,29 @@ pub struct PlaneCounters {
     pub log_suppressed: u64,
     /// ICMPv6 errors from inside a tunnel relayed to the original source (RFC 2473 §8).
     pub tunnel_errors_relayed: u64,
+    /// Mobility Headers between clients and members relayed by the control thread (return
+    /// routability: HoTI out, HoT and others in).
+    pub ro_relayed: u64,
+    /// Mobility Headers to a service address discarded (bad checksum, malformed, no
+    /// member to give them to).
+    pub ro_discarded: u64,
+    /// Unsolicited Neighbor Advertisements sent for claimed care-of addresses.
+    pub claim_advertisements: u64,
 }
+
+/// An unsolicited Neighbor Advertisement still to send for a claimed care-of address.
+#[derive(Debug, Clone, Copy)]
+struct Announcement {
+    address: Ipv6Addr,
+    port: u16,
+    remaining: u8,
+    next: Instant,
+}
+
+/// RFC 4861 §7.2.6: MAX_NEIGHBOR_ADVERTISEMENT unsolicited advertisements.
+const MAX_NEIGHBOR_ADVERTISEMENT: u8 = 3;
+/// Spacing of those advertisements (RFC 4861 §10: RETRANS_TIMER).
+const ANNOUNCEMENT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What an error from inside a tunnel becomes for the original source.
 enum RelayedError {
@@ -232,6 +260,22 @@ pub struct ControlPlane {
     generation: u64,
     counters: PlaneCounters,
     log: Vec<String>,
+    /// Route-optimised clients and trigger signals.
+    ro: RoTracker,
+    /// Member statuses in the last snapshot: their changes start and cancel triggers.
+    last_status: BTreeMap<MemberKey, MemberStatus>,
+    /// Claimed care-of addresses of down members, by the port they are claimed on.
+    claimed: BTreeMap<Ipv6Addr, u16>,
+    announcements: Vec<Announcement>,
+}
+
+fn ro_config(config: &Config) -> RoConfig {
+    let r = &config.route_optimisation;
+    RoConfig {
+        triggers: r.triggers,
+        give_up_after: Duration::from_secs(u64::from(r.give_up_after)),
+        max_clients: r.max_clients,
+    }
 }
 
 fn registrar_config(config: &Config, keys: &KeyTable) -> RegistrarConfig {
@@ -357,6 +401,7 @@ impl ControlPlane {
             config.appliance.outer_hop_limit,
         );
         let icmp = TokenBucket::new(config.appliance.icmp_rate, config.appliance.icmp_burst, 0);
+        let ro = RoTracker::new(ro_config(&config));
         let mut plane = ControlPlane {
             services: service_plans(&config),
             config,
@@ -382,6 +427,10 @@ impl ControlPlane {
             generation: 0,
             counters: PlaneCounters::default(),
             log: Vec::new(),
+            ro,
+            last_status: BTreeMap::new(),
+            claimed: BTreeMap::new(),
+            announcements: Vec::new(),
         };
         plane.assign_static_ids();
         plane.sync_health(now);
@@ -422,6 +471,7 @@ impl ControlPlane {
 
     /// The log lines written since the last call.
     pub fn take_log(&mut self) -> Vec<String> {
+        self.log.extend(self.ro.take_log());
         std::mem::take(&mut self.log)
     }
 
@@ -474,7 +524,14 @@ impl ControlPlane {
             self.counters.unhandled += 1;
             return out;
         };
-        match neighbour::handle_local_frame(frame, port_mac, |a| self.is_local(a)) {
+        if self.answer_claimed(now, port, port_mac, frame, &mut out) {
+            return out;
+        }
+        let claimed = &self.claimed;
+        let local = &self.local;
+        match neighbour::handle_local_frame(frame, port_mac, |a| {
+            local.contains(a) || claimed.contains_key(a)
+        }) {
             LocalOutcome::Reply(reply) => {
                 self.counters.replies += 1;
                 out.push((port, reply));
@@ -497,6 +554,9 @@ impl ControlPlane {
             return out;
         };
         let peer_mac = MacAddr(frame[6..12].try_into().unwrap_or([0; 6]));
+        if self.route_optimisation(now, packet, &mut out) {
+            return out;
+        }
         if self.handle_mobility(now, unix, port, port_mac, peer_mac, packet, &mut out) {
             return out;
         }
@@ -639,6 +699,466 @@ impl ControlPlane {
         )
         .ok()?;
         Some(buf)
+    }
+
+    /// A frame to a claimed care-of address (a down member's, `claim_care_of`): ICMPv6
+    /// Destination Unreachable code 3 to its source, quoting it (with its Type 2 routing
+    /// header: a correspondent finds its binding from the quote, RFC 6275 §9.3.4), within
+    /// the error rate limit. Neighbor Solicitations for the address are left to the ND
+    /// code, which answers them for claimed addresses. Returns true when consumed.
+    fn answer_claimed(
+        &mut self,
+        now: Instant,
+        port: u16,
+        port_mac: MacAddr,
+        frame: &[u8],
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) -> bool {
+        if self.claimed.is_empty() {
+            return false;
+        }
+        let Some(packet) = ipv6_payload(frame) else {
+            return false;
+        };
+        let Ok(ip) = Ipv6Packet::new_checked(packet) else {
+            return false;
+        };
+        let dst = ip.dst_addr();
+        if !self.claimed.contains_key(&dst) {
+            return false;
+        }
+        if let Ok(chain) = ExtHeaderChain::walk(ip.next_header(), ip.payload()) {
+            let icmp_type = chain
+                .upper_layer_bytes(ip.payload())
+                .and_then(|b| b.first().copied());
+            if chain.upper_layer == proto::ICMPV6 && matches!(icmp_type, Some(135 | 136)) {
+                return false;
+            }
+            // RFC 4443 §2.4(e.1): never an error about an error.
+            if chain.upper_layer == proto::ICMPV6 && icmp_type.is_some_and(|t| t < 128) {
+                return true;
+            }
+        }
+        let to = ip.src_addr();
+        let original =
+            &packet[..(ipv6::HEADER_LEN + usize::from(ip.payload_len())).min(packet.len())];
+        if self.is_local(&to) || !self.error_allowed(now, to) {
+            return true;
+        }
+        let icmp = Icmpv6Repr::DstUnreachable {
+            code: DstUnreachableCode::AddrUnreachable,
+            invoking: &original[..original.len().min(MAX_QUOTE)],
+        };
+        if let Some(p) = self.icmp_packet(to, &icmp) {
+            // Back through the router that delivered it.
+            let peer_mac = MacAddr(frame[6..12].try_into().unwrap_or([0; 6]));
+            out.push((port, ethernet_frame(peer_mac, port_mac, &p)));
+            self.ro.count_unreachable();
+            self.log
+                .push(format!("event=unreachable_sent client={to} care_of={dst}"));
+        }
+        true
+    }
+
+    /// Return routability between members and clients, and the clients' answers to
+    /// triggers (see [`crate::control::ro`]). Returns true when `packet` was one of:
+    /// a Mobility Header to a service address, or a registered member's reverse-tunnelled
+    /// Mobility Header.
+    fn route_optimisation(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) -> bool {
+        let Ok(ip) = Ipv6Packet::new_checked(packet) else {
+            return false;
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let Ok(chain) = ExtHeaderChain::walk(ip.next_header(), ip.payload()) else {
+            return false;
+        };
+        let ip_len = (ipv6::HEADER_LEN + usize::from(ip.payload_len())).min(packet.len());
+        let packet = &packet[..ip_len];
+        if chain.upper_layer == proto::MOBILITY && self.services.iter().any(|s| s.address == dst) {
+            let mh = packet
+                .get(ipv6::HEADER_LEN + chain.upper_offset..)
+                .unwrap_or(&[]);
+            self.client_mobility(now, src, dst, mh, packet, out);
+            return true;
+        }
+        if chain.upper_layer == 41
+            && dst == self.config.appliance.tunnel_address
+            && chain.fragment.is_none()
+        {
+            let inner = packet
+                .get(ipv6::HEADER_LEN + chain.upper_offset..)
+                .unwrap_or(&[]);
+            let Ok(inner_ip) = Ipv6Packet::new_checked(inner) else {
+                return false;
+            };
+            if inner_ip.next_header() != proto::MOBILITY {
+                return false;
+            }
+            self.member_mobility(now, src, inner, out);
+            return true;
+        }
+        false
+    }
+
+    /// The port a service's members and clients are reached through.
+    fn service_port(&self, service: Ipv6Addr) -> u16 {
+        self.services
+            .iter()
+            .find(|s| s.address == service)
+            .map_or(0, |s| s.port)
+    }
+
+    /// Is this member serving (in the last snapshot, active)?
+    fn member_serves(&self, service: Ipv6Addr, m: &RoMember) -> bool {
+        self.last_status
+            .get(&MemberKey {
+                service,
+                id: m.id,
+                epoch: m.epoch,
+            })
+            .is_some_and(|s| *s == MemberStatus::Active)
+    }
+
+    /// The member a client's Mobility Header goes to when return routability did not pin
+    /// one: highest random weight over the active members (stable while they are), so all
+    /// of one client's signalling meets one member.
+    fn pick_member(&self, service: Ipv6Addr, client: Ipv6Addr) -> Option<RoMember> {
+        use std::hash::{Hash, Hasher};
+        self.current_members()
+            .into_iter()
+            .filter(|(k, ..)| {
+                k.service == service && self.last_status.get(k) == Some(&MemberStatus::Active)
+            })
+            .max_by_key(|(k, ..)| {
+                let mut h = siphasher::sip::SipHasher13::new_with_keys(0x616e_7963, 0x6173_7436);
+                client.hash(&mut h);
+                (k.id, k.epoch).hash(&mut h);
+                h.finish()
+            })
+            .map(|(k, care_of, ..)| RoMember {
+                id: k.id,
+                epoch: k.epoch,
+                care_of,
+            })
+    }
+
+    /// A client's Mobility Header to a service address: a HoT goes to the member whose
+    /// HoTI it answers; a Binding Acknowledgement or Binding Refresh Request may be the
+    /// answer to, or the occasion for, a trigger; the rest goes to the client's member.
+    fn client_mobility(
+        &mut self,
+        now: Instant,
+        client: Ipv6Addr,
+        service: Ipv6Addr,
+        mh: &[u8],
+        packet: &[u8],
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) {
+        let Ok(mhp) = MhPacket::new_checked(mh) else {
+            self.counters.ro_discarded += 1;
+            return;
+        };
+        // RFC 6275 §9.2: a wrong checksum is silently discarded.
+        if !mhp.verify_checksum(&client, &service) {
+            self.counters.ro_discarded += 1;
+            return;
+        }
+        let message = MhRepr::parse(&mhp).map(|r| r.message);
+        let target = match message {
+            Ok(MhMessage::HomeTest {
+                home_nonce_index,
+                cookie,
+                keygen_token,
+            }) => match self
+                .ro
+                .on_hot(now, service, client, home_nonce_index, cookie, keygen_token)
+            {
+                HotOutcome::ToMember(m) => Some(m),
+                HotOutcome::Consumed => return,
+                HotOutcome::Unknown => None,
+            },
+            Ok(MhMessage::BindingAck(ba)) => {
+                if self.ro.on_binding_ack(now, service, client, &ba, mh) {
+                    return;
+                }
+                None
+            }
+            Ok(MhMessage::BindingRefreshRequest) => {
+                let last = &self.last_status;
+                let alive = |m: &RoMember| {
+                    last.get(&MemberKey {
+                        service,
+                        id: m.id,
+                        epoch: m.epoch,
+                    }) == Some(&MemberStatus::Active)
+                };
+                if self.ro.on_brr(now, service, client, alive) {
+                    return;
+                }
+                None
+            }
+            _ => None,
+        };
+        let member = target
+            .or_else(|| {
+                self.ro
+                    .member_of(service, client)
+                    .filter(|m| self.member_serves(service, m))
+            })
+            .or_else(|| self.pick_member(service, client));
+        let Some(member) = member else {
+            self.counters.ro_discarded += 1;
+            return;
+        };
+        self.tunnel_to_member(service, member, packet, out);
+    }
+
+    /// RFC 2473 encapsulation of `packet` (inner hop limit decremented) to a member, out of
+    /// the service's port.
+    fn tunnel_to_member(
+        &mut self,
+        service: Ipv6Addr,
+        member: RoMember,
+        packet: &[u8],
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) {
+        let mut buf = VecBuf::from_slice(packet);
+        match tunnel::decrement_hop_limit(buf.data_mut()) {
+            Ok(tunnel::HopLimitVerdict::Forward(_)) => {}
+            _ => {
+                self.counters.ro_discarded += 1;
+                return;
+            }
+        }
+        let a = &self.config.appliance;
+        let params = TunnelParams {
+            src: a.tunnel_address,
+            dst: member.care_of,
+            hop_limit: a.outer_hop_limit,
+            traffic_class: a.tunnel_traffic_class,
+            flow_label: 0,
+            encap_limit: a.encap_limit,
+        };
+        if !matches!(
+            tunnel::encapsulate(&mut buf, &params),
+            Ok(tunnel::EncapOutcome::Encapsulated { .. })
+        ) {
+            self.counters.ro_discarded += 1;
+            return;
+        }
+        let port = self.service_port(service);
+        let mac = self.member_mac(&Target {
+            service,
+            member_id: member.id,
+            epoch: member.epoch,
+            care_of: member.care_of,
+        });
+        match mac.or_else(|| self.next_hop_mac(port)) {
+            Some(dst) => {
+                self.counters.ro_relayed += 1;
+                out.push((
+                    port,
+                    ethernet_frame(dst, self.port_macs[usize::from(port)], buf.data()),
+                ));
+            }
+            None => self.counters.ro_discarded += 1,
+        }
+    }
+
+    /// A registered member's reverse-tunnelled Mobility Header (RFC 6275 §10.4.5): the
+    /// outer source must be the member's care-of address and the inner source its service
+    /// (home) address. A HoTI is noted (which member asks) before the inner packet goes on
+    /// to the client like any reverse-tunnelled packet.
+    fn member_mobility(
+        &mut self,
+        now: Instant,
+        care_of: Ipv6Addr,
+        inner: &[u8],
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) {
+        let Ok(ip) = Ipv6Packet::new_checked(inner) else {
+            self.counters.ro_discarded += 1;
+            return;
+        };
+        let (service, client) = (ip.src_addr(), ip.dst_addr());
+        let Some((key, ..)) = self
+            .current_members()
+            .into_iter()
+            .find(|(k, c, ..)| k.service == service && *c == care_of)
+        else {
+            self.counters.ro_discarded += 1;
+            return;
+        };
+        if client.is_multicast() || client.is_unspecified() || self.is_local(&client) {
+            self.counters.ro_discarded += 1;
+            return;
+        }
+        let len = (ipv6::HEADER_LEN + usize::from(ip.payload_len())).min(inner.len());
+        let inner = &inner[..len];
+        if let Ok(mhp) = MhPacket::new_checked(ip.payload()) {
+            if let Ok(MhRepr {
+                message: MhMessage::HomeTestInit { cookie },
+                ..
+            }) = MhRepr::parse(&mhp)
+            {
+                let member = RoMember {
+                    id: key.id,
+                    epoch: key.epoch,
+                    care_of,
+                };
+                self.ro.on_member_hoti(now, service, client, member, cookie);
+            }
+        }
+        let mut packet = inner.to_vec();
+        if !matches!(
+            tunnel::decrement_hop_limit(&mut packet),
+            Ok(tunnel::HopLimitVerdict::Forward(_))
+        ) {
+            self.counters.ro_discarded += 1;
+            return;
+        }
+        let port = self.service_port(service);
+        self.counters.ro_relayed += 1;
+        self.send_to_port_next_hop(port, &packet, out);
+    }
+
+    /// Route-optimised clients, for `ctl bindings`.
+    pub fn route_optimised(&self, now: Instant) -> Vec<RoClientView> {
+        self.ro.views(now)
+    }
+
+    /// Route-optimisation counters (triggers and relays).
+    pub fn ro_counters(&self) -> &RoCounters {
+        self.ro.counters()
+    }
+
+    /// Care-of addresses claimed for down members.
+    pub fn claimed_care_of(&self) -> Vec<Ipv6Addr> {
+        self.claimed.keys().copied().collect()
+    }
+
+    /// Compares member statuses with the previous snapshot's: a member that stops being
+    /// active (down, draining, gone) triggers its route-optimised clients; one that is
+    /// active again cancels what is pending. Then updates the claimed care-of addresses.
+    fn member_transitions(&mut self, now: Instant, spec: &mut SnapshotSpec) {
+        let mut status = BTreeMap::new();
+        for s in &spec.services {
+            for m in &s.members {
+                status.insert(
+                    MemberKey {
+                        service: s.address,
+                        id: m.id,
+                        epoch: m.epoch,
+                    },
+                    m.status,
+                );
+            }
+        }
+        for (k, old) in &self.last_status {
+            let new = status.get(k).copied();
+            match (old, new) {
+                (MemberStatus::Active, Some(MemberStatus::Down)) => {
+                    self.ro
+                        .member_failed(now, k.service, k.id, k.epoch, FailReason::Down);
+                }
+                (MemberStatus::Active, Some(MemberStatus::Draining)) => {
+                    self.ro
+                        .member_failed(now, k.service, k.id, k.epoch, FailReason::Draining);
+                }
+                (MemberStatus::Active, None) => {
+                    self.ro
+                        .member_failed(now, k.service, k.id, k.epoch, FailReason::Gone);
+                }
+                (MemberStatus::Down | MemberStatus::Draining, Some(MemberStatus::Active)) => {
+                    self.ro.member_restored(k.service, k.id, k.epoch, now);
+                }
+                _ => {}
+            }
+        }
+        self.last_status = status;
+
+        let mut claimed = BTreeMap::new();
+        if self.config.route_optimisation.claim_care_of {
+            let mut serving = BTreeSet::new();
+            for s in &spec.services {
+                for m in &s.members {
+                    if m.status == MemberStatus::Down {
+                        claimed.insert(m.care_of, s.port);
+                    } else {
+                        serving.insert(m.care_of);
+                    }
+                }
+            }
+            // An address still in use by a member of another service stays its own.
+            claimed.retain(|a, _| !serving.contains(a));
+        }
+        for (a, port) in &claimed {
+            if !self.claimed.contains_key(a) {
+                self.log
+                    .push(format!("event=care_of_claimed care_of={a} port={port}"));
+                self.announcements.push(Announcement {
+                    address: *a,
+                    port: *port,
+                    remaining: MAX_NEIGHBOR_ADVERTISEMENT,
+                    next: now,
+                });
+            }
+        }
+        for a in self.claimed.keys() {
+            if !claimed.contains_key(a) {
+                self.log.push(format!("event=care_of_released care_of={a}"));
+            }
+        }
+        self.announcements
+            .retain(|n| claimed.contains_key(&n.address));
+        for a in claimed.keys() {
+            if !spec.local_addresses.contains(a) {
+                spec.local_addresses.push(*a);
+            }
+        }
+        self.claimed = claimed;
+    }
+
+    /// RFC 4861 §7.2.6 unsolicited Neighbor Advertisements (Override set) for claimed
+    /// care-of addresses, so that neighbours send what was the member's to us at once.
+    fn announce(&mut self, now: Instant, out: &mut Vec<(u16, Vec<u8>)>) {
+        for n in self.announcements.iter_mut() {
+            if n.next > now || n.remaining == 0 {
+                continue;
+            }
+            let Some(&mac) = self.port_macs.get(usize::from(n.port)) else {
+                n.remaining = 0;
+                continue;
+            };
+            let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+            let na = Icmpv6Repr::NeighborAdvert {
+                router: false,
+                solicited: false,
+                override_: true,
+                target: n.address,
+                target_lladdr: Some(mac.0),
+            };
+            out.push((
+                n.port,
+                neighbour::build_icmp_frame(
+                    mac,
+                    MacAddr::from_ipv6_multicast(&all_nodes),
+                    crate::runtime::link_local_of(mac),
+                    all_nodes,
+                    255,
+                    &na,
+                ),
+            ));
+            self.counters.claim_advertisements += 1;
+            n.remaining -= 1;
+            n.next = now + ANNOUNCEMENT_INTERVAL;
+        }
+        self.announcements.retain(|n| n.remaining > 0);
     }
 
     fn learn(&mut self, addr: Ipv6Addr, mac: MacAddr) {
@@ -938,11 +1458,7 @@ impl ControlPlane {
         if self.health.next_deadline().is_some_and(|t| t <= now) {
             let (probes, events) = self.health.poll(now);
             for probe in probes {
-                let port = self
-                    .services
-                    .iter()
-                    .find(|s| s.address == probe.target.service)
-                    .map_or(0, |s| s.port);
+                let port = self.service_port(probe.target.service);
                 let mac = self.member_mac(&probe.target);
                 match mac.or_else(|| self.next_hop_mac(port)) {
                     Some(dst) => {
@@ -1004,6 +1520,11 @@ impl ControlPlane {
                 self.dirty = true;
             }
         }
+        for t in self.ro.poll(now) {
+            let port = self.service_port(t.service);
+            self.send_to_port_next_hop(port, &t.packet, &mut out);
+        }
+        self.announce(now, &mut out);
         out
     }
 
@@ -1048,6 +1569,8 @@ impl ControlPlane {
                 .filter(|m| !m.timed_out)
                 .map(|m| m.deadline)
                 .min(),
+            self.ro.next_deadline(),
+            self.announcements.iter().map(|n| n.next).min(),
         ]
         .into_iter()
         .flatten()
@@ -1133,6 +1656,7 @@ impl ControlPlane {
         }
         self.leaving = leaving;
         self.slots.retain(&live);
+        self.member_transitions(now, &mut spec);
         self.generation += 1;
         self.counters.snapshots_built += 1;
         Some(spec)
@@ -1307,6 +1831,7 @@ impl ControlPlane {
         }
         self.icmp
             .reconfigure(new.appliance.icmp_rate, new.appliance.icmp_burst);
+        self.ro.set_config(ro_config(&new));
         self.config = new;
         self.assign_static_ids();
         self.apply_member_events(now, &events);
@@ -1980,6 +2505,229 @@ max_lifetime = 40
             50,
             "all counted"
         );
+    }
+
+    fn mh_bytes(repr: &MhRepr<'_>, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+        let mut mh = vec![0u8; repr.buffer_len().unwrap()];
+        repr.emit(&mut MhPacket::new_unchecked(&mut mh)).unwrap();
+        fill_checksum(&src, &dst, &mut mh).unwrap();
+        mh
+    }
+
+    /// The IPv6 packet of a frame the plane sent, checking the link addresses.
+    fn sent_ip(frame: &[u8], dst_mac: MacAddr) -> Ipv6Packet<&[u8]> {
+        assert_eq!(&frame[0..6], &dst_mac.0);
+        assert_eq!(&frame[6..12], &PORT_MAC.0);
+        Ipv6Packet::new_checked(&frame[14..]).unwrap()
+    }
+
+    #[test]
+    fn return_routability_is_pinned_and_failed_members_trigger_their_clients() {
+        use anycast6_wire::mobility::{BaStatus, BindingAck, MobilityOption};
+        use anycast6_wire::rr;
+        let t0 = Instant::now();
+        let cfg = format!("{CONFIG}\n[route_optimisation]\nclaim_care_of = true\n");
+        let mut p = plane(&cfg, t0);
+        p.take_spec(t0).unwrap();
+        let client = a("2001:db8:c::2");
+        let (m10, m11) = (a("2001:db8:2::10"), a("2001:db8:2::11"));
+        let frame = |ip: &[u8]| ethernet_frame(PORT_MAC, ROUTER_MAC, ip);
+
+        // Member ::11's HoTI, reverse-tunnelled: relayed to the client, hop limit - 1.
+        let cookie = [1, 2, 3, 4, 5, 6, 7, 8];
+        let hoti = ipv6(
+            svc(),
+            client,
+            proto::MOBILITY,
+            &mh_bytes(
+                &MhRepr {
+                    message: MhMessage::HomeTestInit { cookie },
+                    options: MhOptions::NONE,
+                },
+                svc(),
+                client,
+            ),
+        );
+        let out = p.on_frame(t0, 0, &frame(&ipv6(m11, tunnel(), 41, &hoti)));
+        assert_eq!(out.len(), 1);
+        let ip = sent_ip(&out[0].1, ROUTER_MAC);
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.hop_limit()),
+            (svc(), client, 63)
+        );
+        assert_eq!(ip.payload(), &hoti[40..]);
+        // The same HoTI from a care-of address that is no member: dropped.
+        let spoofed = ipv6(a("2001:db8:2::99"), tunnel(), 41, &hoti);
+        assert!(p.on_frame(t0, 0, &frame(&spoofed)).is_empty());
+
+        // The client's HoT goes back to ::11 (the service's affinity would not decide it).
+        let token = [0x9b, 0x35, 0x68, 0x58, 0x2d, 0x56, 0xe3, 0x9d];
+        let hot = ipv6(
+            client,
+            svc(),
+            proto::MOBILITY,
+            &mh_bytes(
+                &MhRepr {
+                    message: MhMessage::HomeTest {
+                        home_nonce_index: 10,
+                        cookie,
+                        keygen_token: token,
+                    },
+                    options: MhOptions::NONE,
+                },
+                client,
+                svc(),
+            ),
+        );
+        let out = p.on_frame(t0, 0, &frame(&hot));
+        assert_eq!(out.len(), 1);
+        let ip = sent_ip(&out[0].1, ROUTER_MAC);
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header()),
+            (tunnel(), m11, 41)
+        );
+        let inner = Ipv6Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!((inner.src_addr(), inner.hop_limit()), (client, 63));
+        assert_eq!(p.route_optimised(t0)[0].care_of, m11);
+        // A corrupted checksum is silently discarded (RFC 6275 §9.2).
+        let mut bad = hot.clone();
+        bad[45] ^= 0xff;
+        assert!(p.on_frame(t0, 0, &frame(&bad)).is_empty());
+        assert!(p.on_tick(t0, no_traffic).is_empty(), "healthy: no trigger");
+
+        // ::11 drains: the client is sent home.
+        p.drain(t0, svc(), &MemberSelector::CareOf(m11)).unwrap();
+        p.take_spec(t0).unwrap();
+        let out = p.on_tick(t0, no_traffic);
+        assert_eq!(out.len(), 1, "{out:02x?}");
+        let ip = sent_ip(&out[0].1, ROUTER_MAC);
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr(), ip.next_header()),
+            (svc(), client, proto::MOBILITY)
+        );
+        let mh = ip.payload();
+        assert!(MhPacket::new_checked(mh)
+            .unwrap()
+            .verify_checksum(&svc(), &client));
+        let repr = MhRepr::parse(&MhPacket::new_checked(mh).unwrap()).unwrap();
+        let MhMessage::BindingUpdate(bu) = repr.message else {
+            panic!("{repr:?}")
+        };
+        assert_eq!(
+            (bu.sequence, bu.lifetime, bu.ack, bu.home_registration),
+            (0, 0, true, false)
+        );
+        assert_eq!(repr.nonce_indices(), Some((10, 0)));
+        let kbm = rr::kbm_home_only(&token);
+        assert!(rr::verify_authenticator(&kbm, &svc(), &client, mh).unwrap());
+
+        // The client's BA (status 0, with its authenticator) ends the trigger.
+        let placeholder = [0u8; 12];
+        let opts = [MobilityOption::BindingAuthData(&placeholder)];
+        let mut ba = mh_bytes(
+            &MhRepr {
+                message: MhMessage::BindingAck(BindingAck {
+                    status: BaStatus::Accepted,
+                    key_mgmt: false,
+                    other_flags: 0,
+                    sequence: 0,
+                    lifetime: 0,
+                }),
+                options: MhOptions::List(&opts),
+            },
+            client,
+            svc(),
+        );
+        rr::insert_authenticator_and_fill_checksum(&kbm, &svc(), &client, &mut ba, &client, &svc())
+            .unwrap();
+        assert!(p
+            .on_frame(t0, 0, &frame(&ipv6(client, svc(), proto::MOBILITY, &ba)))
+            .is_empty());
+        let view = &p.route_optimised(t0)[0];
+        assert_eq!(view.trigger.as_ref().unwrap().state, "done");
+        assert_eq!(p.ro_counters().triggers_done, 1);
+        let log = p.take_log().join("\n");
+        assert!(log.contains("event=trigger_sent service=2001:db8:100::1 client=2001:db8:c::2"));
+        assert!(log.contains("event=trigger_done "));
+
+        // Past the drain timeout ::11 is down: its care-of address is claimed.
+        let t1 = t0 + Duration::from_secs(31);
+        p.on_tick(t1, no_traffic);
+        let spec = p.take_spec(t1).unwrap();
+        assert!(spec.local_addresses.contains(&m11));
+        assert!(!spec.local_addresses.contains(&m10));
+        assert!(crate::dataplane::snapshot::Snapshot::build(&spec).is_ok());
+        assert_eq!(p.claimed_care_of(), vec![m11]);
+        let nas = p.on_tick(t1, no_traffic);
+        assert_eq!(nas.len(), 1, "first unsolicited NA at once");
+        let ip = sent_ip(&nas[0].1, MacAddr::from_ipv6_multicast(&a("ff02::1")));
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        match Icmpv6Repr::parse(&msg, &ip.src_addr(), &ip.dst_addr()).unwrap() {
+            Icmpv6Repr::NeighborAdvert {
+                override_,
+                solicited,
+                target,
+                target_lladdr,
+                ..
+            } => {
+                assert!(override_ && !solicited);
+                assert_eq!((target, target_lladdr), (m11, Some(PORT_MAC.0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p.on_tick(t1, no_traffic).is_empty());
+        assert_eq!(p.on_tick(t1 + Duration::from_secs(1), no_traffic).len(), 1);
+        assert_eq!(p.on_tick(t1 + Duration::from_secs(2), no_traffic).len(), 1);
+        assert!(p
+            .on_tick(t1 + Duration::from_secs(3), no_traffic)
+            .is_empty());
+
+        // A route-optimised packet to the claimed address (Type 2 routing header, home
+        // address = the service): Destination Unreachable, quoting it whole.
+        let mut rh2 = vec![proto::UDP, 2, 2, 1, 0, 0, 0, 0];
+        rh2.extend_from_slice(&svc().octets());
+        rh2.extend_from_slice(&[0x30, 0x39, 0, 7, 0, 12, 0, 0, 1, 2, 3, 4]);
+        let to_claimed = ipv6(client, m11, 43, &rh2);
+        let out = p.on_frame(t1, 0, &frame(&to_claimed));
+        assert_eq!(out.len(), 1);
+        let ip = sent_ip(&out[0].1, ROUTER_MAC);
+        assert_eq!(ip.dst_addr(), client);
+        let msg = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        match Icmpv6Repr::parse(&msg, &ip.src_addr(), &ip.dst_addr()).unwrap() {
+            Icmpv6Repr::DstUnreachable { code, invoking } => {
+                assert_eq!(code, DstUnreachableCode::AddrUnreachable);
+                assert_eq!(invoking, &to_claimed[..]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A Neighbor Solicitation for it is answered with the port's MAC.
+        let ns = neighbour::build_solicitation(ROUTER_MAC, a("fe80::1"), m11);
+        let out = p.on_frame(t1, 0, &ns);
+        assert_eq!(out.len(), 1);
+        // Echo to the claimed address is not answered as if we were the member.
+        let echo = ipv6(
+            client,
+            m11,
+            proto::ICMPV6,
+            &[128, 0, 0x7f, 0xfe, 0, 1, 0, 1],
+        );
+        let out = p.on_frame(t1, 0, &frame(&echo));
+        let ip = sent_ip(&out[0].1, ROUTER_MAC);
+        assert_eq!(
+            ip.payload()[0],
+            1,
+            "Destination Unreachable, not Echo Reply"
+        );
+
+        // Undrained: ::11 is back, the claim is released.
+        p.undrain(svc(), &MemberSelector::CareOf(m11)).unwrap();
+        let spec = p.take_spec(t1).unwrap();
+        assert!(!spec.local_addresses.contains(&m11));
+        assert!(p.claimed_care_of().is_empty());
+        assert!(p
+            .take_log()
+            .join("\n")
+            .contains("event=care_of_released care_of=2001:db8:2::11"));
     }
 
     fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, payload: &[u8]) -> Vec<u8> {

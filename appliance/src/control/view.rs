@@ -33,6 +33,10 @@ pub struct ControlView {
     pub health: BTreeMap<String, u64>,
     /// The control thread's own counters.
     pub control: BTreeMap<String, u64>,
+    /// Clients route-optimised to members, with their triggers (`ctl bindings`).
+    pub route_optimised: Vec<crate::control::ro::RoClientView>,
+    /// Route optimisation and trigger counters: `triggers_started`, `trigger_bus_sent`, ...
+    pub route_optimisation: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -760,6 +760,12 @@ impl Worker {
             if is_nd(p.icmp_type) {
                 return Classified::Done(Verdict::Exception);
             }
+            // Mobility Header signalling from a client to a service (HoT, BA, Binding
+            // Refresh Request) is the control thread's: it pins return routability to the
+            // member that started it and answers for failed members (trigger signals).
+            if p.chain.upper_layer == proto::MOBILITY {
+                return Classified::Done(Verdict::Exception);
+            }
             let Some(service) = snap.service(service_index) else {
                 return Classified::Done(Verdict::Drop(DropReason::NoServiceMember));
             };
@@ -825,15 +831,12 @@ impl Worker {
         };
         let flow = FlowKey::five_tuple(client, client_port, dst, service_port, protocol);
         let flow_hash = flowhash::hash(&flow);
-        // Mobility Header traffic (return routability) is pinned per (client, service)
-        // whatever the mode, so that all of a client's signalling meets one member.
-        let (key, key_hash) =
-            if mode == AffinityMode::Client || p.chain.upper_layer == proto::MOBILITY {
-                let k = FlowKey::client_pair(client, dst);
-                (k, flowhash::hash(&k))
-            } else {
-                (flow, flow_hash)
-            };
+        let (key, key_hash) = if mode == AffinityMode::Client {
+            let k = FlowKey::client_pair(client, dst);
+            (k, flowhash::hash(&k))
+        } else {
+            (flow, flow_hash)
+        };
         FlowPlan {
             key,
             probe: self.affinity.probe(key_hash),
@@ -1100,6 +1103,12 @@ impl Worker {
         {
             return Verdict::Drop(DropReason::ReverseBadDestination);
         }
+        // A member's Mobility Header to a client (its HoTI, return routability through its
+        // home agent, RFC 6275 §5.2.3): the control thread notes which member asked and
+        // forwards it.
+        if inner.next_header() == proto::MOBILITY {
+            return Verdict::Exception;
+        }
         let inner_dst_bits = u128::from(inner_dst);
         if snap.is_local(inner_dst_bits) {
             // A registered member's reply to the appliance itself (the answer to a tunnel
@@ -1273,7 +1282,6 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::affinity::MemberRef;
     use crate::dataplane::snapshot::{
         MemberSpec, MemberStatus, PortSpec, ServiceSpec, SnapshotSpec, TunnelSpec,
     };
@@ -1964,24 +1972,38 @@ mod tests {
             run(&mut w, &s, &other).0,
             Verdict::Drop(DropReason::NotForUs)
         );
-        // Echo and Mobility Header (a HoT) to a service address are the members' business.
+        // Echo to a service address is the members' business.
         assert!(matches!(
             run(&mut w, &s, &frame(&echo(SERVICE))).0,
             Verdict::Forward { .. }
         ));
-        let hot = mh(SERVICE, 3);
-        let (v, out) = run(&mut w, &s, &frame(&hot));
-        let Verdict::Forward { member, .. } = v else {
-            panic!("{v:?}")
-        };
-        check_tunnel(
-            &out,
-            if member == 1 { M1 } else { M2 },
-            ROUTER_MAC,
-            &hot,
-            None,
+        // A Mobility Header to a service address (a HoT, a BA, a Binding Refresh Request)
+        // goes to the control thread, which pins return routability and sends triggers;
+        // so does a member's reverse-tunnelled one (its HoTI).
+        for mh_type in [2, 3, 6, 0] {
+            let (v, out) = run(&mut w, &s, &frame(&mh(SERVICE, mh_type)));
+            assert_eq!(v, Verdict::Exception, "MH type {mh_type}");
+            assert_eq!(out, frame(&mh(SERVICE, mh_type)));
+        }
+        let hoti = ip6(
+            a(SERVICE),
+            a(CLIENT),
+            proto::MOBILITY,
+            64,
+            &[59, 1, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7],
         );
-        assert_eq!(w.counters().get(Stat::Exceptions), exceptions.len() as u64);
+        let tunnelled = ip6(a(M1), a(TUNNEL), proto::IPV6, 64, &hoti);
+        assert_eq!(run(&mut w, &s, &frame(&tunnelled)).0, Verdict::Exception);
+        // From an unregistered care-of address it is still spoofing.
+        let spoofed = ip6(a("2001:db8:2::99"), a(TUNNEL), proto::IPV6, 64, &hoti);
+        assert_eq!(
+            run(&mut w, &s, &frame(&spoofed)).0,
+            Verdict::Drop(DropReason::ReverseUnregistered)
+        );
+        assert_eq!(
+            w.counters().get(Stat::Exceptions),
+            exceptions.len() as u64 + 5
+        );
     }
 
     #[test]
@@ -2339,7 +2361,7 @@ mod tests {
     }
 
     #[test]
-    fn flow_mode_spreads_flows_but_pins_mobility_header_per_client() {
+    fn flow_mode_spreads_flows_of_one_client() {
         let s = snap();
         let mut w = worker();
         let flow_members: HashSet<u32> = (0..64u16)
@@ -2361,47 +2383,6 @@ mod tests {
         assert!(
             w.affinity.lookup(&key, hash, now().secs()).is_none(),
             "flow mode: no client pin"
-        );
-        let mh = ip6(
-            a(CLIENT),
-            a(FLOW_SERVICE),
-            proto::MOBILITY,
-            64,
-            &[59, 1, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7],
-        );
-        let Verdict::Forward { member: pinned, .. } = run(&mut w, &s, &frame(&mh)).0 else {
-            panic!()
-        };
-        let pin = w
-            .affinity
-            .lookup(&key, hash, now().secs())
-            .expect("MH pinned per client");
-        assert_eq!(pin.member.id, pinned);
-        // Every MH message of this client meets that member, even after a new member
-        // arrives.
-        let added = snap_with(|sp| {
-            sp.services[1]
-                .members
-                .push(member(3, M3, MemberStatus::Active))
-        });
-        for mh_type in 0..8 {
-            let mh = ip6(
-                a(CLIENT),
-                a(FLOW_SERVICE),
-                proto::MOBILITY,
-                64,
-                &[59, 1, mh_type, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7],
-            );
-            assert!(
-                matches!(run(&mut w, &added, &frame(&mh)).0, Verdict::Forward { member: m, .. } if m == pinned)
-            );
-        }
-        assert_eq!(
-            pin.member,
-            MemberRef {
-                id: pinned,
-                epoch: 1
-            }
         );
     }
 

@@ -131,7 +131,8 @@ pub struct ServiceSpec {
 pub struct SnapshotSpec {
     pub tunnel: TunnelSpec,
     /// Further unicast addresses of the appliance (link-local addresses included) whose
-    /// traffic goes to the control thread. The tunnel address is always local.
+    /// traffic goes to the control thread. The tunnel address is always local. A care-of
+    /// address may be listed only while its member is `Down` (a claimed care-of address).
     pub local_addresses: Vec<Ipv6Addr>,
     /// Ports by DPDK port index.
     pub ports: Vec<PortSpec>,
@@ -383,10 +384,13 @@ impl Snapshot {
                 let is_service = service_index
                     .binary_search_by_key(&u128::from(c), |e| e.0)
                     .is_ok();
+                // A down member's care-of address may be local: the control thread claims
+                // it (proxy Neighbor Discovery) to answer clients still sending there.
+                let claimed = m.status == MemberStatus::Down;
                 if c.is_multicast()
                     || c.is_unspecified()
                     || is_service
-                    || local.binary_search(&c.into()).is_ok()
+                    || (!claimed && local.binary_search(&c.into()).is_ok())
                 {
                     return Err(SnapshotError::CareOf {
                         service: i,
