@@ -13,6 +13,9 @@
 //! state_file = "/run/anycast6-agent.json"
 //! drain_timeout = 5                   # seconds to wait for the drain BA on SIGTERM
 //! drain_linger = 10                   # seconds to keep decapsulating after it
+//! route_optimisation = false          # RFC 6275 return routability + BUs to clients
+//! ro_tun_name = "a6ro0"               # TUN device for route-optimised (RH2) data
+//! max_correspondents = 4096           # (service, client) pairs route-optimised at most
 //!
 //! [load]
 //! source = "loadavg"                  # fixed | loadavg | none
@@ -95,6 +98,9 @@ struct FileConfig {
     tun_name: Option<String>,
     tunnel_name: Option<String>,
     seg6local_table: Option<u32>,
+    route_optimisation: Option<bool>,
+    ro_tun_name: Option<String>,
+    max_correspondents: Option<usize>,
     #[serde(default)]
     load: FileLoad,
 }
@@ -148,6 +154,10 @@ pub struct Flags {
     /// still sends here.
     #[arg(long)]
     pub drain_linger: Option<u64>,
+    /// Route-optimise clients (RFC 6275 return routability and Binding Updates from the
+    /// care-of address); the file's `route_optimisation = true` does the same.
+    #[arg(long)]
+    pub route_optimisation: bool,
 }
 
 /// The load report settings.
@@ -181,6 +191,11 @@ pub struct AgentConfig {
     pub tun_name: String,
     pub tunnel_name: String,
     pub seg6local_table: u32,
+    /// Route optimisation with the clients.
+    pub route_optimisation: bool,
+    /// TUN device through which route-optimised data reaches the local stack.
+    pub ro_tun_name: String,
+    pub max_correspondents: usize,
     pub load: LoadConfig,
 }
 
@@ -307,6 +322,17 @@ impl AgentConfig {
         if !name_ok(&tunnel_name) {
             return Err(invalid("tunnel_name", "must be a valid interface name"));
         }
+        let ro_tun_name = file.ro_tun_name.unwrap_or_else(|| "a6ro0".to_string());
+        if !name_ok(&ro_tun_name) || ro_tun_name == tun_name {
+            return Err(invalid(
+                "ro_tun_name",
+                "must be a valid interface name, other than tun_name",
+            ));
+        }
+        let max_correspondents = file.max_correspondents.unwrap_or(4096);
+        if max_correspondents == 0 {
+            return Err(invalid("max_correspondents", "must be at least 1"));
+        }
         let interface = flags.interface.clone().or(file.interface);
         if let Some(i) = &interface {
             if !name_ok(i) {
@@ -349,6 +375,10 @@ impl AgentConfig {
             tun_name,
             tunnel_name,
             seg6local_table,
+            route_optimisation: flags.route_optimisation
+                || file.route_optimisation.unwrap_or(false),
+            ro_tun_name,
+            max_correspondents,
             load: LoadConfig {
                 source,
                 weight,
@@ -478,6 +508,31 @@ mod tests {
         assert_eq!(c.auth, None);
         assert_eq!(c.state_file, PathBuf::from(DEFAULT_STATE_FILE));
         assert_eq!(c.drain_timeout, Duration::from_secs(5));
+        assert!(!c.route_optimisation);
+        assert_eq!(c.ro_tun_name, "a6ro0");
+        assert_eq!(c.max_correspondents, 4096);
+    }
+
+    #[test]
+    fn route_optimisation_from_file_or_flag() {
+        let on = format!("route_optimisation = true\nro_tun_name = \"ro1\"\n{BASE}");
+        let c = AgentConfig::from_toml(&on, &Flags::default()).unwrap();
+        assert!(c.route_optimisation);
+        assert_eq!(c.ro_tun_name, "ro1");
+        let flags = Flags {
+            route_optimisation: true,
+            ..Default::default()
+        };
+        assert!(
+            AgentConfig::from_toml(BASE, &flags)
+                .unwrap()
+                .route_optimisation
+        );
+        let clash = format!("ro_tun_name = \"a6tun0\"\n{BASE}");
+        assert!(AgentConfig::from_toml(&clash, &Flags::default())
+            .unwrap_err()
+            .to_string()
+            .contains("ro_tun_name"));
     }
 
     #[test]

@@ -37,7 +37,7 @@ use anycast6_wire::ipv6::Ipv6Packet;
 use anycast6_wire::ipv6ext::ExtHeaderChain;
 
 use crate::config::{AgentConfig, DeliveryMode};
-use crate::sockets::{PacketReceiver, ReceiveFilter, TunnelSink};
+use crate::sockets::{PacketReceiver, ProtocolSink, ReceiveFilter};
 
 /// Policy rule preference of the seg6local selector rule.
 pub const SEG6LOCAL_RULE_PREF: u32 = 5;
@@ -364,7 +364,7 @@ impl TunDecapsulator {
             tun::create(&tun_config).map_err(|e| format!("TUN {}: {e}", config.tun_name))?;
         let receiver = PacketReceiver::open(config.care_of, ReceiveFilter::Tunnel)
             .map_err(|e| format!("packet socket: {e}"))?;
-        let sink = TunnelSink::open().map_err(|e| format!("raw socket for protocol 41: {e}"))?;
+        let sink = ProtocolSink::open().map_err(|e| format!("raw socket for protocol 41: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let delivered = Arc::new(AtomicU64::new(0));
         let appliance = config.appliance;

@@ -102,5 +102,13 @@ fn print_config(c: &AgentConfig) {
         ),
         LoadSource::None => println!("load             none (the appliance's default weight)"),
     }
+    if c.route_optimisation {
+        println!(
+            "route opt.       on (TUN {}, at most {} clients)",
+            c.ro_tun_name, c.max_correspondents
+        );
+    } else {
+        println!("route opt.       off");
+    }
     println!("state file       {}", c.state_file.display());
 }

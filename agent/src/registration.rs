@@ -149,6 +149,9 @@ pub enum Action {
     Send(Vec<u8>),
     /// A structured log line (`key=value` pairs).
     Log(String),
+    /// Hand this IPv6 datagram to the local stack (route-optimised data with its Type 2
+    /// routing header removed; written to the route-optimisation TUN device).
+    Deliver(Vec<u8>),
 }
 
 /// The last BA taken for a binding.
@@ -699,6 +702,19 @@ impl Registration {
         self.draining && self.bindings.iter().all(|b| b.phase == Phase::Deregistered)
     }
 
+    /// When the home registration for `service` ends, while it is in force and not being
+    /// withdrawn (`None` otherwise).
+    pub fn home_expiry(&self, service: Ipv6Addr) -> Option<Instant> {
+        if self.draining {
+            return None;
+        }
+        self.bindings
+            .iter()
+            .find(|b| b.service == service)
+            .filter(|b| matches!(b.phase, Phase::Registered | Phase::Refreshing))
+            .and_then(|b| b.expires_at)
+    }
+
     /// True while draining.
     pub fn is_draining(&self) -> bool {
         self.draining
@@ -842,7 +858,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Send(p) => Some(decode_bu(p)),
-                Action::Log(_) => None,
+                Action::Log(_) | Action::Deliver(_) => None,
             })
             .collect()
     }
@@ -852,7 +868,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Log(l) => Some(l.as_str()),
-                Action::Send(_) => None,
+                Action::Send(_) | Action::Deliver(_) => None,
             })
             .collect()
     }

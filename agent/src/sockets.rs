@@ -36,6 +36,12 @@ pub enum ReceiveFilter {
     /// IPv6-in-IPv6, directly or after a Destination Options header (a Tunnel
     /// Encapsulation Limit): the traffic the TUN decapsulator handles.
     Tunnel,
+    /// With route optimisation: everything [`Mobility`](Self::Mobility) keeps, plus every
+    /// tunnelled packet (a client's first packet starts return routability; a HoT arrives
+    /// tunnelled), Mobility Headers sent straight to the care-of address (CoT, BE) and
+    /// ICMPv6 Parameter Problems (a legacy client's answer to our CoTI). Route-optimised
+    /// data carries a Type 2 routing header, so Next Header Routing covers it.
+    RouteOptimisation,
 }
 
 /// One classic BPF instruction (`struct sock_filter`).
@@ -66,6 +72,7 @@ pub fn bpf_program(care_of: Ipv6Addr, filter: ReceiveFilter) -> Vec<BpfInsn> {
     let tail = match filter {
         ReceiveFilter::Mobility => 5,
         ReceiveFilter::Tunnel => 3,
+        ReceiveFilter::RouteOptimisation => 8,
     };
     let body = 8 + tail;
     let to_drop = |idx: usize| (body + 1 - (idx + 1)) as u8;
@@ -93,6 +100,19 @@ pub fn bpf_program(care_of: Ipv6Addr, filter: ReceiveFilter) -> Vec<BpfInsn> {
             p.push(BpfInsn::new(BPF_JEQ_K, to_accept(idx), 0, 41));
             let idx = p.len();
             p.push(BpfInsn::new(BPF_JEQ_K, to_accept(idx), to_drop(idx), 60));
+        }
+        ReceiveFilter::RouteOptimisation => {
+            for nh in [43, 135, 41, 60] {
+                let idx = p.len();
+                p.push(BpfInsn::new(BPF_JEQ_K, to_accept(idx), 0, nh));
+            }
+            let idx = p.len();
+            p.push(BpfInsn::new(BPF_JEQ_K, 0, to_drop(idx), 58));
+            // ICMPv6 type, right after the fixed header: Parameter Problem only (the
+            // appliance's echo health checks need not wake the agent).
+            p.push(BpfInsn::new(BPF_LD_B_ABS, 0, 0, 40));
+            let idx = p.len();
+            p.push(BpfInsn::new(BPF_JEQ_K, to_accept(idx), to_drop(idx), 4));
         }
     }
     debug_assert_eq!(p.len(), body);
@@ -176,25 +196,29 @@ impl PacketReceiver {
     }
 }
 
-/// A raw IPv6 socket for protocol 41. Its only job is to exist: with a raw socket for
-/// the protocol open, the kernel hands IPv6-in-IPv6 packets to it instead of answering
-/// "unknown next header" with ICMPv6 Parameter Problem while the TUN decapsulator (which
-/// reads the same packets on its packet socket) does the delivery. Reading it just keeps
-/// its queue short.
+/// A raw IPv6 socket for one protocol. Its only job is to exist: with a raw socket for
+/// the protocol open, the kernel hands packets of that protocol to it instead of answering
+/// "unknown next header" with ICMPv6 Parameter Problem, while the agent reads the same
+/// packets on its packet socket. Protocol 41 for the TUN decapsulator; protocol 135
+/// (Mobility Header) with route optimisation, since a kernel without Mobile IPv6 would
+/// otherwise answer every CoT, and every HoT it decapsulates, with an error to the client.
+/// Reading it just keeps its queue short.
 #[derive(Debug)]
-pub struct TunnelSink {
+pub struct ProtocolSink {
     socket: Socket,
 }
 
-impl TunnelSink {
-    pub fn open() -> std::io::Result<TunnelSink> {
-        let socket = Socket::new(
-            Domain::IPV6,
-            Type::RAW,
-            Some(Protocol::from(libc::IPPROTO_IPV6)),
-        )?;
+impl ProtocolSink {
+    /// The sink for IPv6-in-IPv6 (protocol 41).
+    pub fn open() -> std::io::Result<ProtocolSink> {
+        Self::for_protocol(libc::IPPROTO_IPV6)
+    }
+
+    /// The sink for `protocol`.
+    pub fn for_protocol(protocol: i32) -> std::io::Result<ProtocolSink> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(protocol)))?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-        Ok(TunnelSink { socket })
+        Ok(ProtocolSink { socket })
     }
 
     /// Reads and discards one queued packet (waits at most 200 ms).
@@ -280,6 +304,18 @@ mod tests {
         assert!(run(&t, &packet(coa, 60, 6)) > 0);
         assert_eq!(run(&t, &packet(coa, 43, 0)), 0);
         assert_eq!(run(&t, &packet(other, 41, 6)), 0);
+        let r = bpf_program(coa, ReceiveFilter::RouteOptimisation);
+        for nh in [43, 135, 41, 60] {
+            assert!(run(&r, &packet(coa, nh, 6)) > 0, "next header {nh}");
+            assert_eq!(run(&r, &packet(other, nh, 6)), 0, "other destination");
+        }
+        let mut pp = packet(coa, 58, 0);
+        pp[40] = 4;
+        assert!(run(&r, &pp) > 0, "Parameter Problem");
+        pp[40] = 128;
+        assert_eq!(run(&r, &pp), 0, "echo request");
+        assert_eq!(run(&r, &packet(coa, 6, 0)), 0, "TCP");
+        assert_eq!(run(&r, &[0u8; 39]), 0, "runt");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DeliveryMode;
+use crate::correspondent::CorrespondentStatus;
 use crate::registration::BindingStatus;
 
 /// Everything `status` shows.
@@ -26,6 +27,12 @@ pub struct AgentState {
     pub delivery: DeliveryMode,
     pub draining: bool,
     pub bindings: Vec<BindingStatus>,
+    /// Whether route optimisation is on.
+    #[serde(default)]
+    pub route_optimisation: bool,
+    /// The clients route optimisation knows of (bound, under way, failed, legacy).
+    #[serde(default)]
+    pub correspondents: Vec<CorrespondentStatus>,
 }
 
 /// Writes the state atomically (temporary file in the same directory, then rename).
@@ -109,6 +116,27 @@ pub fn render(state: &AgentState, now_unix_s: u64, alive: bool) -> String {
             None => out.push_str("  last BA: none yet\n"),
         }
     }
+    if state.route_optimisation {
+        out.push_str(&format!(
+            "route optimisation: {} correspondent(s)\n",
+            state.correspondents.len()
+        ));
+    }
+    for c in &state.correspondents {
+        let phase = serde_json::to_value(c.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!("  client {} via {}: {phase}", c.client, c.service));
+        if let (Some(left), Some(granted)) = (c.lifetime_left_s, c.granted_s) {
+            out.push_str(&format!(", lifetime left {left} s of {granted} s"));
+        }
+        out.push_str(&format!(", seq {}", c.sequence));
+        if let Some(status) = c.last_status {
+            out.push_str(&format!(", last BA status {status}"));
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -151,6 +179,19 @@ mod tests {
                 bus_sent: 1,
                 bas_taken: 1,
             }],
+            route_optimisation: true,
+            correspondents: vec![CorrespondentStatus {
+                service: "2001:db8:aaaa::80".parse().unwrap(),
+                client: "2001:db8:3::1".parse().unwrap(),
+                state: crate::correspondent::RoPhase::Bound,
+                sequence: 1,
+                granted_s: Some(420),
+                lifetime_left_s: Some(400),
+                last_status: Some(0),
+                bus_sent: 1,
+                return_routability_runs: 1,
+                home_token_age_s: Some(20),
+            }],
         }
     }
 
@@ -170,6 +211,13 @@ mod tests {
             text.contains("service 2001:db8:aaaa::80: registered, lifetime left 498 s of 600 s")
         );
         assert!(text.contains("last BA: status 0 (binding update accepted), seq 12"));
+        assert!(
+            text.contains(
+                "  client 2001:db8:3::1 via 2001:db8:aaaa::80: bound, lifetime left 400 s of \
+                 420 s, seq 1, last BA status 0\n"
+            ),
+            "{text}"
+        );
         assert!(render(&state(), 1102, false).contains("NOT RUNNING"));
         assert!(render(&state(), 1200, true).contains("100 s old"));
         assert!(read(&dir.join("missing.json"))

@@ -93,6 +93,7 @@ fn pump(reg: &mut Registrar, agent: &mut Registration, now: Now, actions: Vec<Ac
         for action in queue {
             match action {
                 Action::Log(l) => ex.agent_logs.push(l),
+                Action::Deliver(_) => panic!("registration delivers no datagrams"),
                 Action::Send(bu) => {
                     let ip = Ipv6Packet::new_checked(&bu[..]).unwrap();
                     let chain = ExtHeaderChain::of_packet(&ip).unwrap();
