@@ -597,7 +597,9 @@ impl RoTracker {
             ba.sequence
         ));
         match status {
-            0..=127 => {
+            // 133: the client holds no binding for the service address (the member deleted
+            // it itself when it drained, §11.7.2): what the trigger wanted.
+            0..=127 | 133 => {
                 t.state = TriggerState::Done;
                 t.ended = Some(now);
                 self.counters.triggers_done += 1;
@@ -625,7 +627,7 @@ impl RoTracker {
                 t.timeout = INITIAL_BINDACK_TIMEOUT;
             }
             _ => {
-                // 128-134, 139 and others: the client refuses this deletion for good.
+                // 128-132, 134, 139 and others: the client refuses this deletion for good.
                 t.state = TriggerState::GaveUp;
                 t.ended = Some(now);
                 self.counters.triggers_gave_up += 1;
@@ -1056,6 +1058,18 @@ mod tests {
             .take_log()
             .iter()
             .any(|l| l.starts_with("event=trigger_done ")));
+    }
+
+    #[test]
+    fn no_binding_at_the_client_counts_as_done() {
+        let mut t = tracker();
+        let t0 = Instant::now();
+        route_optimise(&mut t, t0, member(1));
+        t.member_failed(t0, a(SERVICE), 1, 1, FailReason::Draining);
+        t.poll(t0);
+        let (b, mh) = ba(133, 0, Some(&TOKEN));
+        assert!(t.on_binding_ack(t0, a(SERVICE), a(CLIENT), &b, &mh));
+        assert_eq!(t.views(t0)[0].trigger.as_ref().unwrap().state, "done");
     }
 
     #[test]
