@@ -88,7 +88,7 @@ MAX_TOKEN_LIFETIME = 210.0
 MAX_RR_BINDING_LIFETIME = 420.0
 # A new nonce every 30 s, keeping the last 8: a nonce handed out just before it is replaced
 # stays usable for 8 * 30 - 30 = 210 s = MAX_TOKEN_LIFETIME, and none lives past 240 s.
-NONCE_REGENERATION_INTERVAL = 30.0
+NONCE_REGENERATION_INTERVAL = MAX_NONCE_LIFETIME / 8  # the default; see set_nonce_lifetime
 NONCE_SLOTS = 8
 # UMIP deletes a Binding Cache entry when its error count exceeds this, i.e. on the 4th
 # Destination Unreachable (RFC 6275 §9.3.4 only says "persistent").
@@ -538,6 +538,7 @@ class CorrespondentNode:
         error_burst: int = 10,
         errors_per_second: float = 10.0,
         on_event: Optional[Callable[[dict], None]] = None,
+        nonce_lifetime: float = MAX_NONCE_LIFETIME,
     ):
         self.address = canonical(address)
         if kcn is None:
@@ -555,6 +556,7 @@ class CorrespondentNode:
         # index -> (nonce, creation time), oldest first.
         self._nonces: OrderedDict[int, tuple[bytes, float]] = OrderedDict()
         self._next_nonce_index = secrets.randbelow(0x10000)
+        self.set_nonce_lifetime(nonce_lifetime)
         now = clock()
         self._be_bucket = TokenBucket(error_burst, errors_per_second, now)
         self._icmp_bucket = TokenBucket(error_burst, errors_per_second, now)
@@ -566,6 +568,10 @@ class CorrespondentNode:
         self.events.append(record)
         if self.on_event is not None:
             self.on_event(record)
+
+    def record(self, event: str, **fields) -> None:
+        """Add an event of the code driving this node (run_cn.py's UDP stream) to the log."""
+        self._log(event, **fields)
 
     def expire(self) -> None:
         """Drop Binding Cache entries whose lifetime has run out (RFC 6275 §9.5.2)."""
@@ -593,13 +599,25 @@ class CorrespondentNode:
 
     # -- nonces (RFC 6275 §5.2.2, §9.4) -----------------------------------------------------
 
+    def set_nonce_lifetime(self, seconds: float) -> None:
+        """How long a nonce is accepted (MAX_NONCE_LIFETIME by default).
+
+        Tests shorten it to make a token expire in seconds; the regeneration interval
+        scales with it (lifetime / NONCE_SLOTS) so the 8 kept slots still cover it, just
+        as 30 s * 8 covers 240 s.
+        """
+        if not seconds > 0:
+            raise ValueError("the nonce lifetime must be positive")
+        self.nonce_lifetime = float(seconds)
+        self.nonce_regeneration_interval = self.nonce_lifetime / NONCE_SLOTS
+
     def current_nonce(self) -> tuple[int, bytes]:
-        """The nonce handed out now, regenerated every NONCE_REGENERATION_INTERVAL."""
+        """The nonce handed out now, regenerated every ``nonce_regeneration_interval``."""
         now = self.clock()
         if self._nonces:
             index = next(reversed(self._nonces))
             nonce, created = self._nonces[index]
-            if now - created < NONCE_REGENERATION_INTERVAL:
+            if now - created < self.nonce_regeneration_interval:
                 return index, nonce
         index = self._next_nonce_index
         self._next_nonce_index = (index + 1) & 0xFFFF
@@ -614,9 +632,9 @@ class CorrespondentNode:
         return bytes(nonce)
 
     def nonce_for_index(self, index: int) -> Optional[bytes]:
-        """The nonce for ``index`` if it is still valid (at most MAX_NONCE_LIFETIME old)."""
+        """The nonce for ``index`` if it is still valid (younger than ``nonce_lifetime``)."""
         found = self._nonces.get(index)
-        if found is None or self.clock() - found[1] >= MAX_NONCE_LIFETIME:
+        if found is None or self.clock() - found[1] >= self.nonce_lifetime:
             return None
         return found[0]
 
@@ -788,7 +806,7 @@ class CorrespondentNode:
         elif not deletion and care_of_nonce is None:
             status = BA_EXPIRED_CARE_OF_NONCE
         if status is not None:
-            self._log("bu_rejected", home_address=home, status=status, seq=seq)
+            self._log("bu_rejected", src=p.src, home_address=home, status=status, seq=seq)
             # §9.5.4: sent whatever the A bit says, and without BAD.
             return [self._binding_ack(p, home, status, seq, 0, None, care_of)]
         home_token = home_keygen_token(self.kcn, home, home_nonce)
@@ -796,27 +814,29 @@ class CorrespondentNode:
         kbm = binding_management_key(home_token, care_of_token)
         expected = authenticator(kbm, care_of, self.address, mh[:-12])
         if not hmac.compare_digest(expected, mh[-12:]):
-            self._log("drop", reason="BU authenticator mismatch", home_address=home, seq=seq)
+            self._log("drop", reason="BU authenticator mismatch", src=p.src, home_address=home, seq=seq)
             return []
         entry = self._bindings.get(home)
         if entry is not None and not sequence_greater(seq, entry.sequence):
-            self._log("bu_rejected", home_address=home, status=BA_SEQUENCE_OUT_OF_WINDOW, seq=seq,
-                      last=entry.sequence)
+            self._log("bu_rejected", src=p.src, home_address=home, status=BA_SEQUENCE_OUT_OF_WINDOW,
+                      seq=seq, last=entry.sequence)
             return [self._binding_ack(p, home, BA_SEQUENCE_OUT_OF_WINDOW, entry.sequence, 0, kbm, care_of)]
         ack = bool(bu.flags & BU_FLAG_A)
         if deletion:
             # §9.5.3: delete any binding and create none.
             self.delete_binding(home, "deregistration BU")
-            self._log("bu_accepted", home_address=home, care_of_address=care_of, seq=seq, lifetime=0)
+            self._log("bu_accepted", src=p.src, home_address=home, care_of_address=care_of, seq=seq,
+                      lifetime=0)
             return [self._binding_ack(p, home, BA_ACCEPTED, seq, 0, kbm, care_of)] if ack else []
         if entry is None and len(self._bindings) >= self.max_bindings:
-            self._log("bu_rejected", home_address=home, status=BA_INSUFFICIENT_RESOURCES, seq=seq)
+            self._log("bu_rejected", src=p.src, home_address=home, status=BA_INSUFFICIENT_RESOURCES,
+                      seq=seq)
             return [self._binding_ack(p, home, BA_INSUFFICIENT_RESOURCES, seq, 0, kbm, care_of)]
         granted = min(bu.lifetime_units, int(MAX_RR_BINDING_LIFETIME) // LIFETIME_UNIT)
         now = self.clock()
         self._bindings[home] = BindingCacheEntry(home, care_of, seq, now + granted * LIFETIME_UNIT,
                                                  errors=0, last_used=now)
-        self._log("bu_accepted", home_address=home, care_of_address=care_of, seq=seq,
+        self._log("bu_accepted", src=p.src, home_address=home, care_of_address=care_of, seq=seq,
                   lifetime=granted * LIFETIME_UNIT)
         return [self._binding_ack(p, home, BA_ACCEPTED, seq, granted, kbm, care_of)] if ack else []
 

@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -381,6 +382,35 @@ def test_unknown_nonce_index_and_rotation():
     mn.check_ba(ba, 136, 1, 0)
 
 
+def test_short_nonce_lifetime_expires_tokens_in_seconds():
+    clock = FakeClock()
+    cn = new_cn(clock, nonce_lifetime=4)
+    index0, _ = cn.current_nonce()
+    clock.advance(0.49)
+    assert cn.current_nonce()[0] == index0
+    clock.advance(0.01)
+    assert cn.current_nonce()[0] == (index0 + 1) & 0xFFFF
+    mn = MobileNode()
+    mn.run_rr(cn)
+    cn.handle(mn.bu(seq=1))
+    assert HOA in cn.bindings()
+    # The binding outlives the nonces; a deletion with the old home index is refused as
+    # expired (§9.5.1), a fresh HoT makes it acceptable again.
+    clock.advance(4)
+    (ba,) = cn.handle(mn.bu(seq=2, lifetime=0, from_home=True))
+    mn.check_ba(ba, 136, 2, 0, via_home=True)
+    assert HOA in cn.bindings()
+    mn.take_test(cn.handle(mn.hoti())[0])
+    (ba,) = cn.handle(mn.bu(seq=2, lifetime=0, from_home=True))
+    mn.check_ba(ba, 0, 2, 0, deletion=True, via_home=True)
+    assert cn.bindings() == {}
+    # Back to the RFC value at run time.
+    cn.set_nonce_lifetime(mip6cn.MAX_NONCE_LIFETIME)
+    assert cn.nonce_regeneration_interval == mip6cn.NONCE_REGENERATION_INTERVAL == 30
+    with pytest.raises(ValueError):
+        cn.set_nonce_lifetime(0)
+
+
 def test_lifetime_is_capped_and_the_binding_expires():
     clock = FakeClock()
     cn = new_cn(clock)
@@ -724,4 +754,63 @@ def test_namespace_smoke(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_namespace_stream_and_nonce_commands(tmp_path):
+    """run_cn.py's UDP stream against e2e/udpecho.py in one namespace: every datagram is
+    answered, the answers name the server, and the nonce commands work."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a network namespace and a TUN device")
+    if shutil.which("ip") is None or not os.path.exists("/dev/net/tun"):
+        pytest.skip("needs iproute2 and /dev/net/tun")
+    import socket as socket_mod
+
+    ns = f"cnstream{os.getpid()}"
+    sock = tmp_path / "control.sock"
+
+    def cmd(line):
+        with socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM) as c:
+            c.connect(str(sock))
+            c.sendall(line.encode() + b"\n")
+            return json.loads(c.makefile().readline())
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    procs = []
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", f"{HOA}/128", "dev", "lo"], check=True)
+        echo = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable,
+                                 str(Path(__file__).parents[1] / "udpecho.py"), "--name", "srv", "--port", "7"],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(echo)
+        assert json.loads(echo.stdout.readline())["event"] == "listening"
+        cn = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).parent / "run_cn.py"),
+                               "--address", CN, "--ifname", "cn0", "--control", str(sock),
+                               "--nonce-lifetime", "8"],
+                              stdout=subprocess.PIPE, text=True)
+        procs.append(cn)
+        assert json.loads(cn.stdout.readline())["event"] == "ready"
+        assert cmd("nonce")["lifetime"] == 8.0
+        assert cmd("nonce-lifetime 0")["ok"] is False
+        assert cmd(f"stream {HOA} 7 50 41234")["ok"]
+        assert cmd(f"stream {HOA} 7 50 41234")["ok"] is False  # one stream per source port
+        time.sleep(1.0)
+        (summary,) = cmd("stream-stop")["streams"]
+        time.sleep(0.2)
+        events = cmd("events")["events"]
+        sent = [e for e in events if e["event"] == "stream_sent"]
+        answers = [e for e in events if e["event"] == "stream_answer"]
+        assert summary["sent"] == len(sent) and 40 <= len(sent) <= 60, summary
+        assert all(e["care_of_address"] is None for e in sent)  # no binding: straight to the HoA
+        assert sorted(e["seq"] for e in answers) == [e["seq"] for e in sent]
+        assert all(e["server"] == "srv" and e["source"] == HOA for e in answers)
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         subprocess.run(["ip", "netns", "del", ns], check=False)
