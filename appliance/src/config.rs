@@ -100,12 +100,20 @@ pub struct RouteOptimisationConfig {
     /// port and answer what clients still send there with ICMPv6 Destination Unreachable.
     #[serde(default)]
     pub claim_care_of: bool,
+    /// Seconds a care-of address stays claimed; then it is released (while the member is
+    /// still down) so that the member can take it back and be probed.
+    #[serde(default = "default_claim_for")]
+    pub claim_for: u32,
     /// Most route-optimised (service, client) pairs remembered.
     #[serde(default = "default_ro_max_clients")]
     pub max_clients: usize,
 }
 
 fn default_give_up_after() -> u32 {
+    30
+}
+
+fn default_claim_for() -> u32 {
     30
 }
 
@@ -119,6 +127,7 @@ impl Default for RouteOptimisationConfig {
             triggers: true,
             give_up_after: default_give_up_after(),
             claim_care_of: false,
+            claim_for: default_claim_for(),
             max_clients: default_ro_max_clients(),
         }
     }
@@ -1147,6 +1156,12 @@ impl Config {
             f.warn(
                 "route_optimisation.give_up_after",
                 "beyond 420 s (MAX_RR_BINDING_LIFETIME) every client binding has expired anyway",
+            );
+        }
+        if r.claim_for == 0 {
+            f.error(
+                "route_optimisation.claim_for",
+                "0 would release a claim at once; give seconds (default 30)",
             );
         }
         if r.max_clients == 0 {

@@ -264,8 +264,11 @@ pub struct ControlPlane {
     ro: RoTracker,
     /// Member statuses in the last snapshot: their changes start and cancel triggers.
     last_status: BTreeMap<MemberKey, MemberStatus>,
-    /// Claimed care-of addresses of down members, by the port they are claimed on.
-    claimed: BTreeMap<Ipv6Addr, u16>,
+    /// Claimed care-of addresses of down members: the port they are claimed on, since when.
+    claimed: BTreeMap<Ipv6Addr, (u16, Instant)>,
+    /// Down members' care-of addresses whose claim ended (`claim_for` passed, or the owner
+    /// showed up on the link): not claimed again until the member has been up.
+    claims_over: BTreeSet<Ipv6Addr>,
     announcements: Vec<Announcement>,
 }
 
@@ -430,6 +433,7 @@ impl ControlPlane {
             ro,
             last_status: BTreeMap::new(),
             claimed: BTreeMap::new(),
+            claims_over: BTreeSet::new(),
             announcements: Vec::new(),
         };
         plane.assign_static_ids();
@@ -524,6 +528,9 @@ impl ControlPlane {
             self.counters.unhandled += 1;
             return out;
         };
+        if self.owner_returned(frame, port_mac) {
+            return out;
+        }
         if self.answer_claimed(now, port, port_mac, frame, &mut out) {
             return out;
         }
@@ -699,6 +706,61 @@ impl ControlPlane {
         )
         .ok()?;
         Some(buf)
+    }
+
+    /// Ends the claim of `address` (it stays unclaimed while its member is down).
+    fn end_claim(&mut self, address: Ipv6Addr, reason: &str) {
+        if self.claimed.remove(&address).is_some() {
+            self.claims_over.insert(address);
+            self.announcements.retain(|n| n.address != address);
+            self.log.push(format!(
+                "event=care_of_released care_of={address} reason={reason}"
+            ));
+            // The next snapshot no longer hands the address to the control thread.
+            self.dirty = true;
+        }
+    }
+
+    /// The owner of a claimed care-of address is back on the link: its Duplicate Address
+    /// Detection (a Neighbor Solicitation from `::`, RFC 4862 §5.4.2) or an advertisement
+    /// for the address from another link-layer address. The claim ends at once, unanswered,
+    /// so that its DAD succeeds and neighbours learn its MAC again, and health checks can
+    /// reach it. Returns true when the frame was such a message.
+    fn owner_returned(&mut self, frame: &[u8], port_mac: MacAddr) -> bool {
+        if self.claimed.is_empty() {
+            return false;
+        }
+        let Some(packet) = ipv6_payload(frame) else {
+            return false;
+        };
+        let Ok(ip) = Ipv6Packet::new_checked(packet) else {
+            return false;
+        };
+        if ip.next_header() != proto::ICMPV6 {
+            return false;
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let Ok(msg) = Icmpv6Packet::new_checked(ip.payload()) else {
+            return false;
+        };
+        let target = match Icmpv6Repr::parse(&msg, &src, &dst) {
+            Ok(Icmpv6Repr::NeighborSolicit { target, .. }) if src.is_unspecified() => target,
+            Ok(Icmpv6Repr::NeighborAdvert {
+                target,
+                target_lladdr,
+                ..
+            }) if frame.get(6..12) != Some(&port_mac.0[..])
+                && target_lladdr != Some(port_mac.0) =>
+            {
+                target
+            }
+            _ => return false,
+        };
+        if !self.claimed.contains_key(&target) {
+            return false;
+        }
+        self.end_claim(target, "owner_returned");
+        true
     }
 
     /// A frame to a claimed care-of address (a down member's, `claim_care_of`): ICMPv6
@@ -1082,22 +1144,31 @@ impl ControlPlane {
         }
         self.last_status = status;
 
-        let mut claimed = BTreeMap::new();
-        if self.config.route_optimisation.claim_care_of {
-            let mut serving = BTreeSet::new();
-            for s in &spec.services {
-                for m in &s.members {
-                    if m.status == MemberStatus::Down {
-                        claimed.insert(m.care_of, s.port);
-                    } else {
-                        serving.insert(m.care_of);
-                    }
+        let mut down = BTreeMap::new();
+        let mut serving = BTreeSet::new();
+        for s in &spec.services {
+            for m in &s.members {
+                if m.status == MemberStatus::Down {
+                    down.insert(m.care_of, s.port);
+                } else {
+                    serving.insert(m.care_of);
                 }
             }
-            // An address still in use by a member of another service stays its own.
-            claimed.retain(|a, _| !serving.contains(a));
         }
-        for (a, port) in &claimed {
+        // An address still in use by a member of another service stays its own.
+        down.retain(|a, _| !serving.contains(a));
+        self.claims_over.retain(|a| down.contains_key(a));
+        let mut claimed = BTreeMap::new();
+        if self.config.route_optimisation.claim_care_of {
+            for (a, port) in down {
+                if self.claims_over.contains(&a) {
+                    continue;
+                }
+                let since = self.claimed.get(&a).map_or(now, |c| c.1);
+                claimed.insert(a, (port, since));
+            }
+        }
+        for (a, (port, _)) in &claimed {
             if !self.claimed.contains_key(a) {
                 self.log
                     .push(format!("event=care_of_claimed care_of={a} port={port}"));
@@ -1110,8 +1181,10 @@ impl ControlPlane {
             }
         }
         for a in self.claimed.keys() {
-            if !claimed.contains_key(a) {
-                self.log.push(format!("event=care_of_released care_of={a}"));
+            if !claimed.contains_key(a) && !self.claims_over.contains(a) {
+                self.log.push(format!(
+                    "event=care_of_released care_of={a} reason=member_up"
+                ));
             }
         }
         self.announcements
@@ -1524,6 +1597,16 @@ impl ControlPlane {
             let port = self.service_port(t.service);
             self.send_to_port_next_hop(port, &t.packet, &mut out);
         }
+        let claim_for = Duration::from_secs(u64::from(self.config.route_optimisation.claim_for));
+        let expired: Vec<Ipv6Addr> = self
+            .claimed
+            .iter()
+            .filter(|(_, (_, since))| now.saturating_duration_since(*since) >= claim_for)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in expired {
+            self.end_claim(a, "claim_for");
+        }
         self.announce(now, &mut out);
         out
     }
@@ -1571,6 +1654,13 @@ impl ControlPlane {
                 .min(),
             self.ro.next_deadline(),
             self.announcements.iter().map(|n| n.next).min(),
+            self.claimed
+                .values()
+                .map(|(_, since)| {
+                    *since
+                        + Duration::from_secs(u64::from(self.config.route_optimisation.claim_for))
+                })
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -1977,6 +2067,9 @@ fn describe_diff(old: &Config, new: &Config) -> String {
     }
     if old.registration != new.registration {
         parts.push("~registration".into());
+    }
+    if old.route_optimisation != new.route_optimisation {
+        parts.push("~route_optimisation".into());
     }
     if parts.is_empty() {
         "no change".into()
@@ -2719,15 +2812,77 @@ max_lifetime = 40
             "Destination Unreachable, not Echo Reply"
         );
 
-        // Undrained: ::11 is back, the claim is released.
-        p.undrain(svc(), &MemberSelector::CareOf(m11)).unwrap();
+        // The member's DAD for its address (it is back on the link): left unanswered, the
+        // claim ends and is not renewed while the member is still down.
+        let member_mac = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
+        let group = neighbour::solicited_node(&m11);
+        // RFC 4861 §7.1.1: no source link-layer address option from `::`.
+        let dad = neighbour::build_icmp_frame(
+            member_mac,
+            MacAddr::from_ipv6_multicast(&group),
+            Ipv6Addr::UNSPECIFIED,
+            group,
+            255,
+            &Icmpv6Repr::NeighborSolicit {
+                target: m11,
+                source_lladdr: None,
+            },
+        );
+        assert!(p.on_frame(t1, 0, &dad).is_empty());
+        assert!(p.claimed_care_of().is_empty());
         let spec = p.take_spec(t1).unwrap();
         assert!(!spec.local_addresses.contains(&m11));
-        assert!(p.claimed_care_of().is_empty());
         assert!(p
             .take_log()
             .join("\n")
-            .contains("event=care_of_released care_of=2001:db8:2::11"));
+            .contains("event=care_of_released care_of=2001:db8:2::11 reason=owner_returned"));
+        p.on_tick(t1 + Duration::from_secs(1), no_traffic);
+        assert!(p
+            .take_spec(t1 + Duration::from_secs(1))
+            .is_none_or(|s| !s.local_addresses.contains(&m11)));
+        assert!(p.claimed_care_of().is_empty());
+    }
+
+    #[test]
+    fn a_claim_ends_after_claim_for_and_when_the_member_is_up() {
+        let t0 = Instant::now();
+        let cfg = format!("{CONFIG}\n[route_optimisation]\nclaim_care_of = true\nclaim_for = 5\n");
+        let mut p = plane(&cfg, t0);
+        p.take_spec(t0).unwrap();
+        let m10 = a("2001:db8:2::10");
+        p.drain(t0, svc(), &MemberSelector::CareOf(m10)).unwrap();
+        let t1 = t0 + Duration::from_secs(31);
+        p.on_tick(t1, no_traffic);
+        assert!(p.take_spec(t1).unwrap().local_addresses.contains(&m10));
+        assert_eq!(
+            p.next_deadline().map(|d| d <= t1 + Duration::from_secs(1)),
+            Some(true)
+        );
+        p.on_tick(t1 + Duration::from_secs(4), no_traffic);
+        assert_eq!(p.claimed_care_of(), vec![m10]);
+        p.on_tick(t1 + Duration::from_secs(5), no_traffic);
+        assert!(p.claimed_care_of().is_empty());
+        let spec = p.take_spec(t1 + Duration::from_secs(5)).unwrap();
+        assert!(
+            !spec.local_addresses.contains(&m10),
+            "released while still down"
+        );
+        assert!(p
+            .take_log()
+            .join("\n")
+            .contains("event=care_of_released care_of=2001:db8:2::10 reason=claim_for"));
+        // Up, then down again: claimed anew.
+        p.undrain(svc(), &MemberSelector::CareOf(m10)).unwrap();
+        p.take_spec(t1 + Duration::from_secs(6)).unwrap();
+        p.drain(
+            t1 + Duration::from_secs(6),
+            svc(),
+            &MemberSelector::CareOf(m10),
+        )
+        .unwrap();
+        let t2 = t1 + Duration::from_secs(37);
+        p.on_tick(t2, no_traffic);
+        assert!(p.take_spec(t2).unwrap().local_addresses.contains(&m10));
     }
 
     fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, payload: &[u8]) -> Vec<u8> {
