@@ -15,6 +15,7 @@
 #   bench/run-dataplane.sh                               # K = 1e3 1e5 1e6, 10 s, 1 round
 #   SECONDS_PER_RUN=5 ROUNDS=2 KS="100000" bench/run-dataplane.sh
 #   TWO_WORKERS=0 MEMORY=0 bench/run-dataplane.sh        # skip the extra runs
+#   HUGE=1 bench/run-dataplane.sh                        # EAL memory on hugepages
 #
 # TWO_WORKERS=1 (default) adds, for K = 1e5, the appliance with 2 workers and testpmd
 # 5tswap with 2 forwarding lcores: port 0 gets two rx_pcap files (clients split by index
@@ -34,6 +35,9 @@
 # 5tswap, then each build in turn, so all of them see the same machine load. The default is
 # the one build of this tree, labelled "appl".
 #
+# BUILD=0 skips the cargo build (e.g. to compare saved builds with APPLIANCES while the
+# tree does not build); gen-clients-pcap is then taken from $CARGO_TARGET_DIR/release.
+#
 # Needs dpdk-testpmd (Debian package `dpdk`; scripts/setup installs it).
 set -euo pipefail
 
@@ -51,7 +55,9 @@ trap 'rm -rf "$work"; rmdir "/var/run/dpdk/tp-$$" "${XDG_RUNTIME_DIR:-/nonexiste
 
 command -v dpdk-testpmd >/dev/null || { echo "error: dpdk-testpmd not found; run scripts/setup" >&2; exit 1; }
 
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build -q --release -p anycast6 -p anycast6-bench --bins)
+if [[ ${BUILD:-1} == 1 ]]; then
+    (cd "$root" && CARGO_TARGET_DIR=$target cargo build -q --release -p anycast6 -p anycast6-bench --bins)
+fi
 gen=$target/release/gen-clients-pcap
 read -r -a appliances <<<"${APPLIANCES:-appl=$target/release}"
 for entry in "${appliances[@]}"; do

@@ -75,7 +75,8 @@ use anycast6_wire::icmpv6::{
 };
 use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use anycast6_wire::ipv6ext::{
-    EncapLimitDestOpts, ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader, Ipv6OptionsHeader,
+    EncapLimitDestOpts, EncapLimitInfo, ExtHeaderChain, FragmentRepr, Ipv6FragmentHeader,
+    Ipv6OptionsHeader,
 };
 use anycast6_wire::tcp::TcpFlags;
 use anycast6_wire::tunnel::{self, TrafficClass};
@@ -305,7 +306,9 @@ impl MemberTrafficMirror {
     }
 }
 
-/// The one-pass summary of a received frame.
+/// The one-pass summary of a received frame: only what later steps read, so that a burst's
+/// stage keeps it small (a copy of the whole [`ExtHeaderChain`] per packet cost more than
+/// the parse).
 #[derive(Debug, Clone, Copy)]
 struct Parsed {
     /// Ethernet header length (the IPv6 packet starts here).
@@ -318,9 +321,69 @@ struct Parsed {
     src: Ipv6Addr,
     dst: Ipv6Addr,
     hop_limit: u8,
-    chain: ExtHeaderChain,
+    chain: ChainSummary,
     /// The ICMPv6 type, when the upper layer is ICMPv6.
     icmp_type: Option<u8>,
+}
+
+/// What the pipeline needs of an [`ExtHeaderChain`] walk (same meanings as its fields).
+#[derive(Debug, Clone, Copy)]
+struct ChainSummary {
+    /// Where the walk stopped: the upper layer, or the Next Header of a non-first fragment.
+    upper_layer: u8,
+    /// Offset of that header in the IPv6 payload.
+    upper_offset: usize,
+    /// The first Tunnel Encapsulation Limit option (RFC 2473 §5.1 (a)).
+    encap_limit: Option<EncapLimitInfo>,
+    /// A Fragment header was present.
+    fragment: Option<FragmentSummary>,
+}
+
+/// The Fragment header of a packet, as far as the pipeline cares.
+#[derive(Debug, Clone, Copy)]
+struct FragmentSummary {
+    /// Offset 0 and no More Fragments: the whole datagram (RFC 6946).
+    atomic: bool,
+    /// Offset 0: the upper-layer header is in this fragment.
+    first: bool,
+}
+
+impl ChainSummary {
+    /// A packet without extension headers: the upper layer follows the fixed header.
+    #[inline]
+    fn bare(next_header: u8) -> ChainSummary {
+        ChainSummary {
+            upper_layer: next_header,
+            upper_offset: 0,
+            encap_limit: None,
+            fragment: None,
+        }
+    }
+
+    #[inline]
+    fn of(chain: &ExtHeaderChain) -> ChainSummary {
+        ChainSummary {
+            upper_layer: chain.upper_layer,
+            upper_offset: chain.upper_offset,
+            encap_limit: chain.encap_limit,
+            fragment: chain.fragment.map(|f| FragmentSummary {
+                atomic: f.header.is_atomic(),
+                first: f.header.is_first(),
+            }),
+        }
+    }
+
+    /// As [`ExtHeaderChain::upper_layer_bytes`]: the upper-layer header and what follows,
+    /// unless this is a non-first fragment or the chain ends with No Next Header.
+    #[inline]
+    fn upper_layer_bytes<'a>(&self, payload: &'a [u8]) -> Option<&'a [u8]> {
+        let non_first_fragment = self.fragment.is_some_and(|f| !f.first);
+        if non_first_fragment || self.upper_layer == proto::NO_NEXT_HEADER {
+            None
+        } else {
+            payload.get(self.upper_offset..)
+        }
+    }
 }
 
 impl Parsed {
@@ -340,7 +403,7 @@ impl Parsed {
     /// A fragment that is not the whole datagram: no reliable transport header.
     #[inline]
     fn is_fragmented(&self) -> bool {
-        self.chain.fragment.is_some_and(|f| !f.header.is_atomic())
+        self.chain.fragment.is_some_and(|f| !f.atomic)
     }
 }
 
@@ -413,8 +476,18 @@ fn is_tcp_syn(protocol: u8, upper: Option<&[u8]>) -> bool {
         })
 }
 
-/// Parses the frame once; an `Err` is the drop reason.
+/// The headers [`ExtHeaderChain::walk`] walks through (RFC 8200 §4, plus AH by RFC 4302's
+/// length rule); any other Next Header ends the walk where it starts.
 #[inline]
+fn is_extension_header(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        proto::HOP_BY_HOP | proto::DEST_OPTS | proto::ROUTING | proto::FRAGMENT | proto::AH
+    )
+}
+
+/// Parses the frame once; an `Err` is the drop reason.
+#[inline(always)]
 fn parse(frame: &[u8], port: &Port) -> Result<Parsed, DropReason> {
     if frame.len() < ethernet::HEADER_LEN {
         return Err(DropReason::MalformedEthernet);
@@ -441,8 +514,16 @@ fn parse(frame: &[u8], port: &Port) -> Result<Parsed, DropReason> {
     if src.is_multicast() {
         return Err(DropReason::MulticastSource);
     }
-    let chain = ExtHeaderChain::walk(ip.next_header(), ip.payload())
-        .map_err(|_| DropReason::BadExtHeaders)?;
+    let next_header = ip.next_header();
+    // Most packets have no extension header: then the walk would stop at once, and
+    // skipping it saves building (and copying) its large result.
+    let chain = if is_extension_header(next_header) {
+        let chain = ExtHeaderChain::walk(next_header, ip.payload())
+            .map_err(|_| DropReason::BadExtHeaders)?;
+        ChainSummary::of(&chain)
+    } else {
+        ChainSummary::bare(next_header)
+    };
     let icmp_type = if chain.upper_layer == proto::ICMPV6 {
         chain
             .upper_layer_bytes(ip.payload())
@@ -722,7 +803,7 @@ impl Worker {
     }
 
     /// Stage (3): carries out what [`Worker::classify`] decided.
-    #[inline]
+    #[inline(always)]
     fn act<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
         snap: &Snapshot,
@@ -744,7 +825,7 @@ impl Worker {
     }
 
     /// Stage (1): parses and classifies a frame without changing anything.
-    #[inline]
+    #[inline(always)]
     fn classify(&self, snap: &Snapshot, frame: &[u8], rx_port: u16) -> Classified {
         let Some(port) = snap.port(rx_port) else {
             return Classified::Done(Verdict::Drop(DropReason::UnknownPort));
@@ -809,7 +890,7 @@ impl Worker {
     /// The affinity key of a packet to a service, its table probe, and the transport flow
     /// hash. Fragments carry no reliable ports, so every fragment of a datagram is keyed
     /// without them (as Maglev does, NSDI 2016 §3.3), which keeps them together.
-    #[inline]
+    #[inline(always)]
     fn flow_plan(&self, p: &Parsed, frame: &[u8], mode: AffinityMode) -> FlowPlan {
         let src = p.src.octets();
         let dst = p.dst.octets();
@@ -847,7 +928,7 @@ impl Worker {
 
     /// The forward path: client -> service, tunnelled to a member.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn forward<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
         snap: &Snapshot,
@@ -2600,5 +2681,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `parse` skips the extension-header walk for a Next Header that is not one: the
+    /// walk must then stop where it starts, with nothing found, whatever follows.
+    #[test]
+    fn no_walk_needed_for_non_extension_headers() {
+        let payloads: [&[u8]; 3] = [&[], &[0; 64], &[0xff; 64]];
+        for next_header in 0..=255u8 {
+            for payload in payloads {
+                let walked = ExtHeaderChain::walk(next_header, payload);
+                if is_extension_header(next_header) {
+                    assert!(
+                        walked.as_ref().map_or(true, |c| c.header_count > 0),
+                        "{next_header}: an extension header is walked"
+                    );
+                    continue;
+                }
+                let chain = walked.expect("no extension header: nothing to fail");
+                assert_eq!(chain.header_count, 0, "{next_header}");
+                let summary = ChainSummary::of(&chain);
+                let bare = ChainSummary::bare(next_header);
+                assert_eq!(summary.upper_layer, bare.upper_layer);
+                assert_eq!(summary.upper_offset, bare.upper_offset);
+                assert_eq!(summary.encap_limit, bare.encap_limit);
+                assert!(summary.fragment.is_none() && bare.fragment.is_none());
+                assert_eq!(
+                    summary.upper_layer_bytes(payload),
+                    chain.upper_layer_bytes(payload),
+                    "{next_header}"
+                );
+            }
+        }
+    }
+
+    /// The summary answers like the walk it summarises, fragments included.
+    #[test]
+    fn chain_summary_matches_the_walk() {
+        // Fragment header (first fragment, then a later one), then UDP.
+        for (offset_field, first) in [(0x0001u16, true), (0x0011, false), (0x0000, true)] {
+            let mut payload = vec![proto::UDP, 0];
+            payload.extend_from_slice(&offset_field.to_be_bytes());
+            payload.extend_from_slice(&[0, 0, 0, 7]);
+            payload.extend_from_slice(&[0x12, 0x34, 0, 53, 0, 8, 0, 0]);
+            let chain = ExtHeaderChain::walk(proto::FRAGMENT, &payload).expect("walks");
+            let summary = ChainSummary::of(&chain);
+            let f = summary.fragment.expect("fragment");
+            assert_eq!(f.first, first);
+            assert_eq!(f.atomic, offset_field == 0);
+            assert_eq!(summary.upper_layer, chain.upper_layer);
+            assert_eq!(summary.upper_offset, chain.upper_offset);
+            assert_eq!(
+                summary.upper_layer_bytes(&payload),
+                chain.upper_layer_bytes(&payload)
+            );
+        }
+        // Destination Options with a Tunnel Encapsulation Limit of 3 (RFC 2473 §4.1.1).
+        // Next Header UDP, 8 octets: the option (type 4, length 1, limit 3), PadN, Pad1.
+        let options = [proto::UDP, 0, 4, 1, 3, 1, 0, 0];
+        let payload = [&options[..], &[0x12, 0x34, 0, 53, 0, 8, 0, 0]].concat();
+        let chain = ExtHeaderChain::walk(proto::DEST_OPTS, &payload).expect("walks");
+        let summary = ChainSummary::of(&chain);
+        assert_eq!(summary.encap_limit, chain.encap_limit);
+        assert_eq!(summary.encap_limit.map(|t| t.limit), Some(3));
+        assert_eq!(summary.upper_offset, 8);
+        // No Next Header: no upper layer.
+        let chain = ExtHeaderChain::walk(proto::NO_NEXT_HEADER, &[1, 2, 3]).expect("walks");
+        assert_eq!(ChainSummary::of(&chain).upper_layer_bytes(&[1, 2, 3]), None);
     }
 }
