@@ -47,6 +47,10 @@ struct Cli {
     /// client traffic starts.
     #[arg(long, default_value_t = 10.0)]
     warmup: f64,
+    /// Seconds to wait, once ready, before client traffic starts: time for the appliance
+    /// to bring the registered members up (health checks) so that no member starts late.
+    #[arg(long, default_value_t = 0.0)]
+    settle: f64,
 
     /// Number of client addresses.
     #[arg(long)]
@@ -129,6 +133,10 @@ struct Cli {
     /// Send a load report with this weight.
     #[arg(long)]
     weight: Option<u64>,
+    /// Count client flows that move from one member to another (failover measurements;
+    /// costs a hash lookup per received packet).
+    #[arg(long)]
+    track_flows: bool,
     /// Kill member IDX at SECONDS after the start (repeatable): IDX@SECONDS.
     #[arg(long = "kill-member")]
     kill: Vec<String>,
@@ -189,6 +197,9 @@ impl Cli {
         if self.bid {
             raw.set_flag("bid", RawValue::Bool(true));
         }
+        if self.track_flows {
+            raw.set_flag("track_flows", RawValue::Bool(true));
+        }
         if !self.kill.is_empty() {
             raw.set_flag("kill", RawValue::List(self.kill.clone()));
         }
@@ -236,6 +247,7 @@ fn real_main(cli: &Cli) -> anyhow::Result<()> {
         live: cli.live,
         drain: secs("drain", cli.drain)?,
         warmup: secs("warmup", cli.warmup)?,
+        settle: secs("settle", cli.settle)?,
     };
     let r = run::run(&opts)?;
     eprintln!(

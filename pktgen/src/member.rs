@@ -23,6 +23,7 @@
 //! to the client reverse-tunnelled through the appliance). A killed member does none of
 //! this; what still reaches it is counted separately.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -88,6 +89,8 @@ pub struct MemberCounters {
     pub replies: u64,
     /// Client packets that reached it after it was killed.
     pub rx_after_death: u64,
+    /// Client flows it received that later reached another member (with flow tracking).
+    pub flows_moved_away: u64,
     pub echo_probes: u64,
     pub tcp_probes: u64,
     pub tcp_resets: u64,
@@ -169,7 +172,23 @@ pub struct Emulator {
     next_solicit: Option<Instant>,
     kills_done: Vec<bool>,
     start: Option<Instant>,
+    /// With flow tracking: the member that last received each client flow.
+    flow_owner: Option<HashMap<FlowId, u32>>,
     pub counters: NetCounters,
+    pub flows: FlowCounters,
+}
+
+/// A client flow as a member sees it inside the tunnel: source address, transport
+/// protocol, source and destination ports.
+type FlowId = (Ipv6Addr, u8, u16, u16);
+
+/// Client flows seen by the members (with flow tracking).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowCounters {
+    /// Distinct flows received.
+    pub seen: u64,
+    /// Times a flow reached a different member than the one before.
+    pub moved: u64,
 }
 
 impl Emulator {
@@ -178,8 +197,12 @@ impl Emulator {
         let mut by_care_of = HashMap::new();
         let mut mode = MemberMode::Sink;
         let mut kills = 0;
+        let mut flow_owner = None;
         if let Some(spec) = &cfg.members {
             mode = spec.mode;
+            if spec.track_flows {
+                flow_owner = Some(HashMap::new());
+            }
             kills = spec.kills.len();
             for i in 0..spec.count {
                 let care_of = build::nth_address(spec.first_care_of, i as u64);
@@ -209,7 +232,9 @@ impl Emulator {
             next_solicit: None,
             kills_done: vec![false; kills],
             start: None,
+            flow_owner,
             counters: NetCounters::default(),
+            flows: FlowCounters::default(),
         }
     }
 
@@ -658,6 +683,29 @@ impl Emulator {
             return out.map_or(Rx::Ignored, |f| Rx::Control(vec![f]));
         }
         let stamp = l4_payload(inh, &frame[l4_at..inner_end]).and_then(Stamp::read);
+        if let (Some(owners), Some(ports)) = (&mut self.flow_owner, frame.get(l4_at..l4_at + 4)) {
+            let id = (
+                isrc,
+                inh,
+                u16::from_be_bytes([ports[0], ports[1]]),
+                u16::from_be_bytes([ports[2], ports[3]]),
+            );
+            match owners.entry(id) {
+                Entry::Vacant(v) => {
+                    v.insert(i as u32);
+                    self.flows.seen += 1;
+                }
+                Entry::Occupied(mut o) if *o.get() != i as u32 => {
+                    let before = std::mem::replace(o.get_mut(), i as u32) as usize;
+                    self.flows.moved += 1;
+                    if let Some(b) = self.members.get_mut(before) {
+                        b.counters.flows_moved_away += 1;
+                    }
+                }
+                Entry::Occupied(_) => {}
+            }
+        }
+        let m = &mut self.members[i];
         if !m.alive {
             m.counters.rx_after_death += 1;
             m.last_rx_after_death = Some(now);
@@ -805,6 +853,7 @@ mod tests {
             spi: auth.as_ref().map(|a| a.0),
             auth,
             bid: false,
+            track_flows: false,
             weight: None,
             kills: vec![],
         }
@@ -1130,6 +1179,54 @@ mod tests {
             assert_eq!(e.members()[1].counters.rx_packets, 1);
             assert_eq!(e.members()[1].counters.replies, 1);
         }
+    }
+
+    #[test]
+    fn flow_tracking_counts_flows_that_move() {
+        let mut s = spec(3, MemberMode::Sink, None);
+        s.track_flows = true;
+        s.kills = vec![Kill {
+            member: 0,
+            at: Duration::from_secs(2),
+        }];
+        let mut e = emulator(Some(s), true);
+        let t0 = Instant::now();
+        e.on_tick(t0, SystemTime::now());
+        let (_, flow_a) = client_frame(Protocol::Udp, 100);
+        // Flow B: the same client from another source port (members do not check the
+        // transport checksum).
+        let mut flow_b = flow_a.clone();
+        flow_b[ETH_LEN + 40..ETH_LEN + 42].copy_from_slice(&2000u16.to_be_bytes());
+        for _ in 0..3 {
+            e.on_frame(t0, &mut appliance_tunnels(&flow_a, coa(0)));
+        }
+        assert_eq!(e.flows, FlowCounters { seen: 1, moved: 0 });
+        e.on_tick(t0 + Duration::from_secs(2), SystemTime::now());
+        assert!(!e.members()[0].alive);
+        // Still sent to the dead member: not moved yet.
+        e.on_frame(t0, &mut appliance_tunnels(&flow_a, coa(0)));
+        assert_eq!(e.flows.moved, 0);
+        assert_eq!(e.members()[0].counters.rx_after_death, 1);
+        // Failed over to member 2, then stays there.
+        for _ in 0..2 {
+            e.on_frame(t0, &mut appliance_tunnels(&flow_a, coa(2)));
+        }
+        e.on_frame(t0, &mut appliance_tunnels(&flow_b, coa(1)));
+        assert_eq!(e.flows, FlowCounters { seen: 2, moved: 1 });
+        let away: Vec<u64> = e
+            .members()
+            .iter()
+            .map(|m| m.counters.flows_moved_away)
+            .collect();
+        assert_eq!(away, [1, 0, 0]);
+
+        // Without tracking nothing is counted.
+        let mut e = emulator(Some(spec(3, MemberMode::Sink, None)), true);
+        e.on_tick(t0, SystemTime::now());
+        e.on_frame(t0, &mut appliance_tunnels(&flow_a, coa(0)));
+        e.on_frame(t0, &mut appliance_tunnels(&flow_a, coa(1)));
+        assert_eq!(e.flows, FlowCounters::default());
+        assert_eq!(e.members()[1].counters.rx_packets, 1);
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub struct RawMembers {
     pub key_file: Option<PathBuf>,
     pub bid: Option<bool>,
     pub weight: Option<u64>,
+    pub track_flows: Option<bool>,
     pub kill: Option<Vec<String>>,
 }
 
@@ -187,6 +188,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("key_file", "members.key_file", "--key-file"),
     ("bid", "members.bid", "--bid"),
     ("weight", "members.weight", "--weight"),
+    ("track_flows", "members.track_flows", "--track-flows"),
     ("kill", "members.kill", "--kill-member"),
 ];
 
@@ -267,6 +269,7 @@ impl RawProfile {
         put("key_file", m.key_file.map(RawValue::Path));
         put("bid", m.bid.map(RawValue::Bool));
         put("weight", m.weight.map(RawValue::Int));
+        put("track_flows", m.track_flows.map(RawValue::Bool));
         put("kill", m.kill.map(RawValue::List));
         Ok(raw)
     }
@@ -379,6 +382,8 @@ pub struct MembersSpec {
     pub bid: bool,
     /// Send a load report with this weight.
     pub weight: Option<u16>,
+    /// Remember which member received each client flow, to count flows that move.
+    pub track_flows: bool,
     pub kills: Vec<Kill>,
 }
 
@@ -765,6 +770,11 @@ impl Profile {
                 None => false,
                 Some(_) => return Err(opt("bid").unwrap().err("expected true or false")),
             };
+            let track_flows = match opt("track_flows").map(|v| &v.value) {
+                Some(RawValue::Bool(b)) => *b,
+                None => false,
+                Some(_) => return Err(opt("track_flows").unwrap().err("expected true or false")),
+            };
             let weight = opt("weight")
                 .map(|v| int_in(v, 0, 65535))
                 .transpose()?
@@ -798,6 +808,7 @@ impl Profile {
                 auth,
                 bid,
                 weight,
+                track_flows,
                 kills,
             })
         };
@@ -890,6 +901,7 @@ mod tests {
             kill = ["1@5.5"]
             bid = true
             weight = 7
+            track_flows = true
             "#,
         )
         .unwrap();
@@ -913,6 +925,7 @@ mod tests {
             }]
         );
         assert!(m.bid);
+        assert!(m.track_flows);
         assert_eq!(m.weight, Some(7));
     }
 

@@ -27,6 +27,9 @@ pub struct Report {
     /// Stamped client packets seen at the members (one way, client -> appliance -> member).
     pub member_latency: LatencyReport,
     pub members: Vec<MemberReport>,
+    /// Client flows at the members: present with flow tracking (`--track-flows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<crate::member::FlowCounters>,
     pub network: NetworkReport,
     pub port: PortReport,
 }

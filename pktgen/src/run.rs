@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub drain: Duration,
     /// Longest wait for the appliance's MAC and the members' registrations.
     pub warmup: Duration,
+    /// Wait after everything is ready, before client traffic.
+    pub settle: Duration,
 }
 
 /// State shared by the lcores and the main thread.
@@ -149,6 +151,8 @@ struct Generator {
     count: Option<u64>,
     end_tsc: Option<u64>,
     done: bool,
+    /// The frame length when every template has the same one.
+    fixed_len: Option<u16>,
 }
 
 impl Generator {
@@ -178,8 +182,15 @@ impl Generator {
             Rate::Pps(p) => p,
             Rate::Bps(b) => b / (mean_len * 8.0),
         };
+        let fixed_len = match templates.split_first() {
+            Some((t, rest)) if rest.iter().all(|o| o.bytes.len() == t.bytes.len()) => {
+                u16::try_from(t.bytes.len()).ok()
+            }
+            _ => None,
+        };
         let start_tsc = rdtsc();
         Ok(Generator {
+            fixed_len,
             flows: FlowTable::new(profile, side).entries,
             services: side.services.iter().map(|a| a.octets()).collect(),
             templates,
@@ -211,8 +222,40 @@ impl Generator {
         sample_every: u32,
     ) {
         let first = out.len();
-        if want == 0 || pool.alloc_bulk(out, want).is_err() {
+        if want == 0 {
             return;
+        }
+        // One call takes the mbufs and, with a single frame size, sets their length too, so
+        // the loop below makes no call into DPDK per packet.
+        let allocated = match self.fixed_len {
+            Some(len) => pool.alloc_bulk_with_len(out, want, len),
+            None => pool.alloc_bulk(out, want),
+        };
+        if allocated.is_err() {
+            return;
+        }
+        // One template and no stamp to write (the 64-byte benchmark case): a loop with
+        // nothing but the copy and the flow fields.
+        if let ([t], Some(_)) = (&self.templates[..], self.fixed_len) {
+            if sample_every == 0 || !t.stamp_ok {
+                let (flows, services) = (&self.flows[..], &self.services[..]);
+                let mut fi = self.fi;
+                for m in &mut out.as_mut_slice()[first..] {
+                    let f = &flows[fi];
+                    fi += 1;
+                    if fi == flows.len() {
+                        fi = 0;
+                    }
+                    let data = m.data_mut();
+                    build::copy_frame(data, &t.bytes);
+                    build::apply_flow(data, t, f, services);
+                }
+                let sent = (out.len() - first) as u64;
+                self.fi = fi;
+                self.bytes += sent * t.bytes.len() as u64;
+                self.packets += sent;
+                return;
+            }
         }
         // Locals, so that the loop keeps them in registers.
         let (mut ri, mut fi) = (self.ri, self.fi);
@@ -229,9 +272,10 @@ impl Generator {
             if fi == flows.len() {
                 fi = 0;
             }
-            let Ok(data) = m.append(t.bytes.len()) else {
+            if self.fixed_len.is_none() && m.set_data_len(t.bytes.len()).is_err() {
                 continue;
-            };
+            }
+            let data = m.data_mut();
             build::copy_frame(data, &t.bytes);
             build::apply_flow(data, t, f, &self.services);
             if sample_every != 0 {
@@ -724,6 +768,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<Report> {
     let started = Instant::now();
     let clients = profile.clients > 0;
     let mut go_at: Option<Instant> = None;
+    let mut ready_at: Option<Instant> = None;
     let mut done_at: Option<Instant> = None;
     let mut next_line = started + Duration::from_secs(1);
     let mut last = (0u64, 0u64, 0u64, 0u64, 0u64, started);
@@ -742,7 +787,10 @@ pub fn run(o: &RunOptions) -> anyhow::Result<Report> {
                 .unwrap_or(false);
             let registered = shared.members_registered.load(Ordering::Relaxed) as usize;
             let alive = shared.members_alive.load(Ordering::Relaxed) as usize;
-            let ready = mac && registered >= alive;
+            if mac && registered >= alive {
+                ready_at.get_or_insert(now);
+            }
+            let ready = ready_at.is_some_and(|r| now >= r + o.settle);
             let waited = now - started;
             if ready || waited >= o.warmup {
                 if !mac && clients {
@@ -752,7 +800,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<Report> {
                     ));
                     break;
                 }
-                if !ready {
+                if ready_at.is_none() {
                     eprintln!(
                         "anycast6-pktgen: starting with {registered} of {alive} members registered after {:.1} s",
                         waited.as_secs_f64()
@@ -761,6 +809,11 @@ pub fn run(o: &RunOptions) -> anyhow::Result<Report> {
                 go_at = Some(now);
                 if clients {
                     shared.go.store(true, Ordering::Release);
+                    // Scripts time events (a SIGUSR1 kill) from this line.
+                    eprintln!(
+                        "anycast6-pktgen: client traffic starts {:.3} s after the start",
+                        waited.as_secs_f64()
+                    );
                 }
             }
         }
@@ -917,6 +970,11 @@ pub fn run(o: &RunOptions) -> anyhow::Result<Report> {
                 counters: m.counters.clone(),
             })
             .collect(),
+        flows: profile
+            .members
+            .as_ref()
+            .is_some_and(|m| m.track_flows)
+            .then_some(rx.emu.flows),
         network: NetworkReport {
             our_mac: report::mac_string(our_mac),
             appliance_mac: rx.emu.appliance_mac().map(report::mac_string),

@@ -37,6 +37,7 @@ fn net_ring_loopback_counts_every_packet_and_stamp() {
         live: false,
         drain: Duration::from_millis(300),
         warmup: Duration::from_secs(5),
+        settle: Duration::ZERO,
     })
     .expect("run");
     assert_eq!(report.tx.packets, 100_000);

@@ -65,6 +65,7 @@ fn emulator() -> Emulator {
             spi: None,
             auth: None,
             bid: false,
+            track_flows: false,
             weight: None,
             kills: vec![],
         }),

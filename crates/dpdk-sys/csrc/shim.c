@@ -23,6 +23,38 @@ int shim_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
 }
 
+int shim_anycast6_pktmbuf_alloc_bulk_len(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                                         unsigned int count, uint16_t len)
+{
+	unsigned int i;
+	int ret;
+
+	if ((uint32_t)len + RTE_PKTMBUF_HEADROOM > rte_pktmbuf_data_room_size(mp))
+		return -EINVAL;
+	ret = rte_mempool_get_bulk(mp, (void **)mbufs, count);
+	if (ret != 0)
+		return ret;
+	/* The caller writes every packet next: start loading the first mbufs' metadata and
+	 * each one's data line ahead of those writes. */
+	for (i = 0; i < count && i < 4; i++)
+		rte_prefetch0(mbufs[i]);
+	for (i = 0; i < count; i++) {
+		struct rte_mbuf *m = mbufs[i];
+
+		if (i + 4 < count)
+			rte_prefetch0(mbufs[i + 4]);
+
+		/* Mbufs in a pool have refcnt 1, one segment and no next (the mempool's
+		 * invariants, checked by __rte_mbuf_raw_sanity_check); the reset clears what the
+		 * last user left in the metadata, as rte_pktmbuf_alloc_bulk does. */
+		rte_pktmbuf_reset(m);
+		m->data_len = len;
+		m->pkt_len = len;
+		rte_prefetch0(rte_pktmbuf_mtod(m, char *));
+	}
+	return 0;
+}
+
 void shim_rte_pktmbuf_free(struct rte_mbuf *m)
 {
 	rte_pktmbuf_free(m);

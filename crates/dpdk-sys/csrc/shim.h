@@ -19,6 +19,7 @@
 #include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_prefetch.h>
 #include <rte_version.h>
 
 /* ethdev fast path */
@@ -31,6 +32,14 @@ uint16_t shim_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_m
 struct rte_mbuf *shim_rte_pktmbuf_alloc(struct rte_mempool *mp);
 int shim_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
                                 unsigned int count);
+/*
+ * Allocates `count` mbufs (all or none) and gives each a single segment of `len` bytes at
+ * the default headroom, contents unset: rte_pktmbuf_alloc_bulk and the length update of
+ * rte_pktmbuf_append in one call, for generators that then write every byte. Returns 0,
+ * -ENOENT when the pool is short, or -EINVAL when `len` does not fit after the headroom.
+ */
+int shim_anycast6_pktmbuf_alloc_bulk_len(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                                         unsigned int count, uint16_t len);
 void shim_rte_pktmbuf_free(struct rte_mbuf *m);
 /* rte_pktmbuf_free_bulk is exported by librte_mbuf; re-exported here for symmetry */
 void shim_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);

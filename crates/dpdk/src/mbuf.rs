@@ -109,6 +109,30 @@ impl Mbuf {
         unsafe { sys::shim_rte_mbuf_refcnt_read(self.0.as_ptr()) }
     }
 
+    /// Sets the length of a single-segment packet to `len` bytes from the current start of
+    /// its data (`data_len` and `pkt_len`, inline: no call into DPDK), growing into the
+    /// tailroom or shrinking; the bytes a growth exposes hold whatever the buffer held.
+    /// Like [`PacketBuf::append`] and [`PacketBuf::trim`] it fails, changing nothing, on a
+    /// chained mbuf (`Unsupported`) and when `len` exceeds the room after the data offset
+    /// (`NoRoom`).
+    #[inline]
+    pub fn set_data_len(&mut self, len: usize) -> anycast6_wire::Result<()> {
+        // SAFETY: self exclusively owns a valid mbuf; only its length fields change.
+        let m = unsafe { self.0.as_mut() };
+        if m.nb_segs != 1 {
+            return Err(WireError::Unsupported(
+                "set_data_len of a multi-segment mbuf",
+            ));
+        }
+        if len > usize::from(m.buf_len) - usize::from(m.data_off) {
+            return Err(WireError::NoRoom("set_data_len (tailroom)"));
+        }
+        // len <= buf_len - data_off <= u16::MAX.
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        Ok(())
+    }
+
     /// Copies a chained packet into its first segment (`rte_pktmbuf_linearize`); fails
     /// when it does not fit.
     pub fn linearize(&mut self) -> Result<()> {

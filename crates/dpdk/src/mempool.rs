@@ -147,6 +147,46 @@ impl Mempool {
         Ok(())
     }
 
+    /// Fills `burst` up to `count` mbufs (all or nothing), each reset like
+    /// [`Mempool::alloc_bulk`]'s and holding `len` bytes at the default headroom: the
+    /// allocation and the length of [`PacketBuf::append`] in one call, for a generator that
+    /// then writes every byte (the bytes are whatever the buffer held, as after `append`).
+    /// The call also prefetches each mbuf's first data line. `count` is capped by the
+    /// burst's spare capacity. Fails with [`Error::MbufTooSmall`] when `len` does not fit
+    /// after the headroom, [`Error::MempoolExhausted`] when the pool is short.
+    ///
+    /// [`PacketBuf::append`]: anycast6_wire::PacketBuf::append
+    pub fn alloc_bulk_with_len<const N: usize>(
+        &self,
+        burst: &mut MbufBurst<N>,
+        count: usize,
+        len: u16,
+    ) -> Result<()> {
+        let (spare, cap) = burst.spare_raw();
+        let count = count.min(cap);
+        if count == 0 {
+            return Ok(());
+        }
+        // SAFETY: spare points to `cap` >= count writable slots of the burst; on success
+        // DPDK writes `count` valid, exclusively owned mbuf pointers there, each reset to
+        // one segment of `len` bytes inside its buffer (the shim checks the data room).
+        let ret = unsafe {
+            sys::shim_anycast6_pktmbuf_alloc_bulk_len(self.raw.as_ptr(), spare, count as u32, len)
+        };
+        if ret == -(sys::EINVAL as i32) {
+            return Err(Error::MbufTooSmall {
+                len: usize::from(len),
+                room: usize::from(self.data_room().saturating_sub(MBUF_HEADROOM)),
+            });
+        }
+        if ret != 0 {
+            return Err(Error::MempoolExhausted(self.name.clone()));
+        }
+        // SAFETY: the `count` slots after the current length were just initialised.
+        unsafe { burst.set_len(burst.len() + count) };
+        Ok(())
+    }
+
     /// The raw pool, for calls this crate does not wrap.
     pub fn as_ptr(&self) -> *mut sys::rte_mempool {
         self.raw.as_ptr()
