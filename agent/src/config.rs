@@ -36,6 +36,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::messages::MnHaKey;
+use crate::packets::is_global_unicast;
 
 /// Default state file read by `anycast6-agent status`.
 pub const DEFAULT_STATE_FILE: &str = "/run/anycast6-agent.json";
@@ -271,7 +272,7 @@ impl AgentConfig {
             return Err(invalid("services", "a service address is listed twice"));
         }
         for a in [&appliance, &care_of].into_iter().chain(services.iter()) {
-            if !is_global_unicast(a) {
+            if !is_global_unicast(*a) {
                 return Err(invalid(
                     "appliance/care_of/services",
                     format!("{a} is not a global unicast address"),
@@ -391,15 +392,6 @@ impl AgentConfig {
 
 fn parse_file(text: &str) -> Result<FileConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string())
-}
-
-fn is_global_unicast(a: &Ipv6Addr) -> bool {
-    let o = a.octets();
-    !(a.is_unspecified()
-        || a.is_loopback()
-        || a.is_multicast()
-        || (o[0] == 0xfe && o[1] & 0xc0 == 0x80)
-        || a.to_ipv4_mapped().is_some())
 }
 
 #[derive(Deserialize)]

@@ -59,7 +59,9 @@ use anycast6_wire::mobility::{BaStatus, BeStatus};
 use anycast6_wire::rr;
 use serde::{Deserialize, Serialize};
 
-use crate::registration::{Action, INITIAL_BINDACK_TIMEOUT, LIFETIME_UNIT, MAX_BINDACK_TIMEOUT};
+use crate::registration::{
+    Action, INITIAL_BINDACK_TIMEOUT, LIFETIME_UNIT, MAX_BINDACK_TIMEOUT, MIN_BU_SPACING,
+};
 use crate::ro_messages::{
     build_correspondent_bu, build_coti, build_hoti, parse_from_client, CorrespondentBu, FromClient,
 };
@@ -71,8 +73,6 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(210);
 /// Tokens younger than this are reused for a refresh or a deletion: the margin below
 /// MAX_TOKEN_LIFETIME leaves room for a few retransmissions.
 pub const TOKEN_REUSE: Duration = Duration::from_secs(180);
-/// RFC 6275 §12: MAX_UPDATE_RATE is 3 BUs per second to one node.
-pub const MIN_BU_SPACING: Duration = Duration::from_millis(334);
 /// Consecutive status-135 resyncs before giving up.
 pub const MAX_RESYNCS: u32 = 3;
 /// Consecutive return-routability restarts after BA 136-138 before giving up.
@@ -146,6 +146,17 @@ struct Token {
     at: Instant,
 }
 
+impl Token {
+    fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.at)
+    }
+}
+
+/// True when `token` is there and young enough to be reused (see [`TOKEN_REUSE`]).
+fn reusable(token: Option<Token>, now: Instant) -> bool {
+    token.is_some_and(|t| t.age(now) < TOKEN_REUSE)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct SentBu {
     sequence: u16,
@@ -186,6 +197,28 @@ struct Correspondent {
     last_status: Option<u8>,
     bus_sent: u64,
     rr_runs: u64,
+}
+
+impl Correspondent {
+    /// Ends the exchange under way: no test, BU or deletion outstanding any more.
+    fn stop_exchange(&mut self) {
+        self.deleting = false;
+        self.home_cookie = None;
+        self.care_of_cookie = None;
+        self.outstanding.clear();
+        self.bu_pending = false;
+    }
+
+    /// The deletion is over (`result` says how): nothing more to send to this client.
+    fn deletion_done(&mut self, result: &str) -> Action {
+        self.phase = RoPhase::Deleted;
+        self.deleting = false;
+        self.next_at = None;
+        Action::Log(format!(
+            "event=ro_deregistered client={} service={} {result}",
+            self.client, self.service
+        ))
+    }
 }
 
 /// One correspondent as the state file shows it.
@@ -537,8 +570,15 @@ impl RouteOptimisation {
             RoPhase::Updating
         };
         c.care_of_cookie = if c.deleting { None } else { c.care_of_cookie };
-        c.timeout = INITIAL_BINDACK_TIMEOUT;
-        c.outstanding.clear();
+        self.first_bu(now, key, actions);
+    }
+
+    /// Starts a new BU exchange: a fresh retransmission timeout, no earlier BU counted.
+    fn first_bu(&mut self, now: Instant, key: (Ipv6Addr, Ipv6Addr), actions: &mut Vec<Action>) {
+        if let Some(c) = self.correspondents.get_mut(&key) {
+            c.timeout = INITIAL_BINDACK_TIMEOUT;
+            c.outstanding.clear();
+        }
         self.send_bu(now, key, actions);
     }
 
@@ -681,14 +721,8 @@ impl RouteOptimisation {
             c.rr_restarts = 0;
             c.timeout = INITIAL_BINDACK_TIMEOUT;
             if sent.lifetime == 0 {
-                c.phase = RoPhase::Deleted;
-                c.deleting = false;
-                c.next_at = None;
                 c.bound_until = None;
-                actions.push(Action::Log(format!(
-                    "event=ro_deregistered client={client} service={service} seq={} result=accepted",
-                    ack.sequence
-                )));
+                actions.push(c.deletion_done(&format!("seq={} result=accepted", ack.sequence)));
                 return;
             }
             let granted = LIFETIME_UNIT * u32::from(ack.lifetime.min(sent.lifetime));
@@ -748,11 +782,8 @@ impl RouteOptimisation {
             return;
         }
         if c.deleting {
-            c.phase = RoPhase::Deleted;
-            c.deleting = false;
-            c.next_at = None;
-            actions.push(Action::Log(format!(
-                "event=ro_deregistered client={client} service={service} seq={} result=refused status={status}",
+            actions.push(c.deletion_done(&format!(
+                "seq={} result=refused status={status}",
                 ack.sequence
             )));
             return;
@@ -815,12 +846,8 @@ impl RouteOptimisation {
             .values_mut()
             .filter(|c| c.client == client)
         {
+            c.stop_exchange();
             c.phase = RoPhase::Legacy;
-            c.deleting = false;
-            c.home_cookie = None;
-            c.care_of_cookie = None;
-            c.outstanding.clear();
-            c.bu_pending = false;
             c.next_at = None;
         }
         actions.push(Action::Log(format!(
@@ -839,12 +866,8 @@ impl RouteOptimisation {
         let Some(c) = self.correspondents.get_mut(&key) else {
             return;
         };
+        c.stop_exchange();
         c.phase = RoPhase::Failed;
-        c.deleting = false;
-        c.home_cookie = None;
-        c.care_of_cookie = None;
-        c.outstanding.clear();
-        c.bu_pending = false;
         c.next_at = Some(now + FAILED_HOLD_DOWN);
         let status = status.map_or("none".to_string(), |s| s.to_string());
         actions.push(Action::Log(format!(
@@ -858,18 +881,14 @@ impl RouteOptimisation {
         let Some(c) = self.correspondents.get_mut(&key) else {
             return;
         };
-        let fresh =
-            |t: Option<Token>| t.is_some_and(|t| now.saturating_duration_since(t.at) < TOKEN_REUSE);
-        let (home, care_of) = (!fresh(c.home), !fresh(c.care_of));
+        let (home, care_of) = (!reusable(c.home, now), !reusable(c.care_of, now));
         c.rr_restarts = 0;
         c.resyncs = 0;
         if home || care_of {
             self.start_tests(now, key, home, care_of, actions);
         } else {
             c.phase = RoPhase::Updating;
-            c.timeout = INITIAL_BINDACK_TIMEOUT;
-            c.outstanding.clear();
-            self.send_bu(now, key, actions);
+            self.first_bu(now, key, actions);
         }
     }
 
@@ -905,12 +924,7 @@ impl RouteOptimisation {
                 // MAX_BINDACK_TIMEOUT; after a wait that long, give up.
                 if c.timeout >= MAX_BINDACK_TIMEOUT {
                     if c.deleting {
-                        c.phase = RoPhase::Deleted;
-                        c.deleting = false;
-                        c.next_at = None;
-                        actions.push(Action::Log(format!(
-                            "event=ro_deregistered client={client} service={service} result=no_answer"
-                        )));
+                        actions.push(c.deletion_done("result=no_answer"));
                     } else {
                         self.fail(now, key, None, "no_answer", actions);
                     }
@@ -925,10 +939,7 @@ impl RouteOptimisation {
                         c.timeout.as_millis()
                     )));
                     send_tests(&self.config, c, actions);
-                } else if c
-                    .home
-                    .is_none_or(|t| now.saturating_duration_since(t.at) >= MAX_TOKEN_LIFETIME)
-                {
+                } else if c.home.is_none_or(|t| t.age(now) >= MAX_TOKEN_LIFETIME) {
                     // The tokens of the retransmitted BU would be refused: test again.
                     let care_of = !c.deleting;
                     self.start_tests(now, key, true, care_of, actions);
@@ -987,12 +998,8 @@ impl RouteOptimisation {
                 "event=ro_deregister client={} service={}",
                 c.client, c.service
             )));
-            if c.home
-                .is_some_and(|t| now.saturating_duration_since(t.at) < TOKEN_REUSE)
-            {
-                c.timeout = INITIAL_BINDACK_TIMEOUT;
-                c.outstanding.clear();
-                self.send_bu(now, key, &mut actions);
+            if reusable(c.home, now) {
+                self.first_bu(now, key, &mut actions);
             } else {
                 self.start_tests(now, key, true, false, &mut actions);
             }
@@ -1022,9 +1029,7 @@ impl RouteOptimisation {
                 last_status: c.last_status,
                 bus_sent: c.bus_sent,
                 return_routability_runs: c.rr_runs,
-                home_token_age_s: c
-                    .home
-                    .map(|t| now.saturating_duration_since(t.at).as_secs()),
+                home_token_age_s: c.home.map(|t| t.age(now).as_secs()),
             })
             .collect()
     }
@@ -1063,27 +1068,16 @@ fn send_tests(config: &RoConfig, c: &Correspondent, actions: &mut Vec<Action>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ro_messages::mh_packet;
+    use crate::packets::{ipv6_packet, mh_packet};
+    use crate::test_support::{self, a, coa, ha, log_lines, mh_bytes, svc, with_type2};
     use anycast6_wire::checksum::proto;
-    use anycast6_wire::ipv6::{Ipv6Packet, Ipv6Repr};
-    use anycast6_wire::ipv6ext::{ExtHeaderChain, Ipv6RoutingHeader, Type2RoutingRepr};
+    use anycast6_wire::ipv6::Ipv6Packet;
+    use anycast6_wire::ipv6ext::ExtHeaderChain;
     use anycast6_wire::mobility::{
         fill_checksum, BindingAck, MhMessage, MhOptions, MhPacket, MhRepr, MobilityOption,
         OptionType,
     };
 
-    fn a(s: &str) -> Ipv6Addr {
-        s.parse().unwrap()
-    }
-    fn ha() -> Ipv6Addr {
-        a("2001:db8:ffff::1")
-    }
-    fn coa() -> Ipv6Addr {
-        a("2001:db8:100::10")
-    }
-    fn svc() -> Ipv6Addr {
-        a("2001:db8:aaaa::80")
-    }
     fn cn() -> Ipv6Addr {
         a("2001:db8:3::1")
     }
@@ -1164,90 +1158,28 @@ mod tests {
                     MhOptions::NONE
                 },
             };
-            let mh_len = repr.buffer_len().unwrap();
-            let mut buf = vec![0u8; 64 + mh_len];
-            Ipv6Repr {
-                src: cn(),
-                dst: coa(),
-                next_header: proto::ROUTING,
-                payload_len: 24 + mh_len,
-                hop_limit: 64,
-                traffic_class: 0,
-                flow_label: 0,
-            }
-            .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-            .unwrap();
-            Type2RoutingRepr {
-                next_header: proto::MOBILITY,
-                home_address: svc(),
-            }
-            .emit(&mut Ipv6RoutingHeader::new_unchecked(&mut buf[40..64]))
-            .unwrap();
-            repr.emit(&mut MhPacket::new_unchecked(&mut buf[64..]))
-                .unwrap();
+            let mut mh = mh_bytes(&repr);
             if let Some(kbm) = kbm {
-                rr::insert_authenticator(&kbm, &coa(), &cn(), &mut buf[64..]).unwrap();
+                rr::insert_authenticator(&kbm, &coa(), &cn(), &mut mh).unwrap();
             }
-            fill_checksum(&cn(), &svc(), &mut buf[64..]).unwrap();
-            buf
+            fill_checksum(&cn(), &svc(), &mut mh).unwrap();
+            with_type2(cn(), coa(), svc(), proto::MOBILITY, 64, &mh)
         }
     }
 
+    /// A packet tunnelled by the appliance to the care-of address.
     fn tunnel(inner: &[u8]) -> Vec<u8> {
-        let mut buf = vec![0u8; 40];
-        Ipv6Repr {
-            src: ha(),
-            dst: coa(),
-            next_header: proto::IPV6,
-            payload_len: inner.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        buf.extend_from_slice(inner);
-        buf
+        test_support::tunnel(ha(), coa(), inner)
     }
 
     /// A client datagram to the service, tunnelled by the appliance.
     fn client_packet(client: Ipv6Addr) -> Vec<u8> {
-        let mut inner = vec![0u8; 48];
-        Ipv6Repr {
-            src: client,
-            dst: svc(),
-            next_header: proto::NO_NEXT_HEADER,
-            payload_len: 8,
-            hop_limit: 63,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut inner[..]))
-        .unwrap();
-        tunnel(&inner)
+        tunnel(&ipv6_packet(client, svc(), proto::NO_NEXT_HEADER, 63, &[0; 8]).unwrap())
     }
 
     /// Route-optimised data from the client (RH2 = service, No Next Header).
     fn rh2_data() -> Vec<u8> {
-        let mut buf = vec![0u8; 64];
-        Ipv6Repr {
-            src: cn(),
-            dst: coa(),
-            next_header: proto::ROUTING,
-            payload_len: 24,
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        Type2RoutingRepr {
-            next_header: proto::NO_NEXT_HEADER,
-            home_address: svc(),
-        }
-        .emit(&mut Ipv6RoutingHeader::new_unchecked(&mut buf[40..64]))
-        .unwrap();
-        buf
+        with_type2(cn(), coa(), svc(), proto::NO_NEXT_HEADER, 64, &[])
     }
 
     /// What the member sent, decoded.
@@ -1319,14 +1251,7 @@ mod tests {
     }
 
     fn logs(actions: &[Action]) -> String {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Log(l) => Some(l.as_str()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        log_lines(actions).join("\n")
     }
 
     struct Fixture {
@@ -1569,24 +1494,7 @@ mod tests {
 
     /// An ICMPv6 Parameter Problem from the client quoting `quoted`.
     fn parameter_problem(code: u8, quoted: &[u8], to: Ipv6Addr) -> Vec<u8> {
-        let mut icmp = vec![4, code, 0, 0, 0, 0, 0, 6];
-        icmp.extend_from_slice(quoted);
-        let sum = anycast6_wire::checksum::upper_layer(&cn(), &to, proto::ICMPV6, &icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut buf = vec![0u8; 40];
-        Ipv6Repr {
-            src: cn(),
-            dst: to,
-            next_header: proto::ICMPV6,
-            payload_len: icmp.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        buf.extend_from_slice(&icmp);
-        buf
+        test_support::parameter_problem(cn(), to, code, quoted)
     }
 
     #[test]

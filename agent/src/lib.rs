@@ -12,8 +12,11 @@ pub mod correspondent;
 pub mod delivery;
 pub mod load;
 pub mod messages;
+pub mod packets;
 pub mod registration;
 pub mod ro_messages;
 pub mod run;
 pub mod sockets;
 pub mod status;
+#[cfg(test)]
+mod test_support;

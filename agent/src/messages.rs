@@ -10,12 +10,14 @@ use std::net::Ipv6Addr;
 
 use anycast6_wire::auth;
 use anycast6_wire::checksum::proto;
-use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
-use anycast6_wire::ipv6ext::{ExtHeaderChain, HomeAddressDestOpts, Ipv6OptionsHeader};
+use anycast6_wire::ipv6::Ipv6Packet;
+use anycast6_wire::ipv6ext::ExtHeaderChain;
 use anycast6_wire::mobility::{
     check_receive, fill_checksum, AuthSubtype, BaStatus, BindingAck, BindingUpdate, MhMessage,
     MhOptions, MhPacket, MhRepr, MobilityOption, OptionType,
 };
+
+use crate::packets::mh_packet_unsummed;
 
 /// IANA enterprise number for documentation and examples (RFC 5612): Vendor ID of the
 /// load report option the appliance understands.
@@ -124,28 +126,9 @@ pub fn build_binding_update(p: &BuParams<'_>) -> anycast6_wire::Result<Vec<u8>> 
         }),
         options: MhOptions::List(&options),
     };
-    let mh_len = repr.buffer_len()?;
-    let mh_at = ipv6::HEADER_LEN + HomeAddressDestOpts::HEADER_LEN;
-    let mut buf = vec![0u8; mh_at + mh_len];
-    Ipv6Repr {
-        src: p.care_of,
-        dst: p.home_agent,
-        next_header: proto::DEST_OPTS,
-        payload_len: HomeAddressDestOpts::HEADER_LEN + mh_len,
-        hop_limit: p.hop_limit,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))?;
-    HomeAddressDestOpts {
-        next_header: proto::MOBILITY,
-        home_address: p.service,
-    }
-    .emit(&mut Ipv6OptionsHeader::new_unchecked(
-        &mut buf[ipv6::HEADER_LEN..mh_at],
-    ))?;
+    let (mut buf, mh_at) =
+        mh_packet_unsummed(p.care_of, p.home_agent, Some(p.service), p.hop_limit, &repr)?;
     let mh = &mut buf[mh_at..];
-    repr.emit(&mut MhPacket::new_unchecked(&mut *mh))?;
     // RFC 6275 §6.1.1: with a Home Address option the pseudo-header source is the home
     // address.
     match p.auth {
@@ -343,17 +326,13 @@ pub fn ba_status_words(status: BaStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anycast6_wire::ipv6ext::{Ipv6RoutingHeader, Type2RoutingRepr};
-
-    fn a(s: &str) -> Ipv6Addr {
-        s.parse().unwrap()
-    }
+    use crate::test_support::{a, coa, ha, mh_bytes, svc, with_type2};
 
     fn params(key: Option<(&MnHaKey, u64)>) -> BuParams<'_> {
         BuParams {
-            care_of: a("2001:db8:100::10"),
-            home_agent: a("2001:db8:ffff::1"),
-            service: a("2001:db8:aaaa::80"),
+            care_of: coa(),
+            home_agent: ha(),
+            service: svc(),
             sequence: 7,
             lifetime: 150,
             bid: Some(3),
@@ -461,29 +440,9 @@ mod tests {
             }),
             options: MhOptions::List(&opts),
         };
-        let mh_len = repr.buffer_len().unwrap();
-        let at = 40 + Type2RoutingRepr::HEADER_LEN;
-        let mut buf = vec![0u8; at + mh_len];
-        Ipv6Repr {
-            src,
-            dst,
-            next_header: proto::ROUTING,
-            payload_len: Type2RoutingRepr::HEADER_LEN + mh_len,
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        Type2RoutingRepr {
-            next_header: proto::MOBILITY,
-            home_address: service,
-        }
-        .emit(&mut Ipv6RoutingHeader::new_unchecked(&mut buf[40..at]))
-        .unwrap();
-        repr.emit(&mut MhPacket::new_unchecked(&mut buf[at..]))
-            .unwrap();
-        fill_checksum(&src, &service, &mut buf[at..]).unwrap();
+        let mut mh = mh_bytes(&repr);
+        fill_checksum(&src, &service, &mut mh).unwrap();
+        let mut buf = with_type2(src, dst, service, proto::MOBILITY, 64, &mh);
         if corrupt {
             let last = buf.len() - 1;
             buf[last] ^= 1;
@@ -493,11 +452,7 @@ mod tests {
 
     #[test]
     fn binding_ack_parsed_and_filtered() {
-        let (ha, coa, s) = (
-            a("2001:db8:ffff::1"),
-            a("2001:db8:100::10"),
-            a("2001:db8:aaaa::80"),
-        );
+        let (ha, coa, s) = (ha(), coa(), svc());
         let ba = ba_packet(ha, coa, s, 0, 9, false);
         let Ok(Incoming::BindingAck(got)) = parse_from_home_agent(&ba, coa, ha, None) else {
             panic!("BA not parsed");
@@ -549,10 +504,10 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
             flips in proptest::collection::vec((0usize..120, proptest::prelude::any::<u8>()), 0..6),
         ) {
-            let (ha, coa) = (a("2001:db8:ffff::1"), a("2001:db8:100::10"));
+            let (ha, coa) = (ha(), coa());
             let key = MnHaKey { spi: 256, key: vec![1; 16] };
             let _ = parse_from_home_agent(&bytes, coa, ha, Some(&key));
-            let mut ba = ba_packet(ha, coa, a("2001:db8:aaaa::80"), 0, 1, false);
+            let mut ba = ba_packet(ha, coa, svc(), 0, 1, false);
             for (at, x) in flips {
                 let n = ba.len();
                 ba[at % n] ^= x;

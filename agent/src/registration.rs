@@ -65,9 +65,10 @@ pub const MAX_BINDACK_TIMEOUT: Duration = Duration::from_secs(32);
 pub const MAX_RESYNCS: u32 = 3;
 /// RFC 6275 §6.1.7: one lifetime unit is 4 seconds.
 pub const LIFETIME_UNIT: Duration = Duration::from_secs(4);
-/// RFC 6275 §12: MAX_UPDATE_RATE is 3 per second; a BRR arriving sooner than this after
-/// the last BU is not answered with another one.
-const MIN_BU_SPACING: Duration = Duration::from_millis(334);
+/// RFC 6275 §12: MAX_UPDATE_RATE is 3 BUs per second to one node (§11.8), so BUs to one
+/// node go out at least this far apart; a BRR arriving sooner than this after the last BU
+/// is not answered with another one.
+pub const MIN_BU_SPACING: Duration = Duration::from_millis(334);
 
 /// The time, as the caller's clocks give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -757,9 +758,11 @@ fn load_words(load: Option<LoadReport>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packets::mh_packet;
+    use crate::test_support::{a, coa, ha, log_lines as logs, mh_bytes, tunnel, with_type2};
     use anycast6_wire::checksum::proto;
-    use anycast6_wire::ipv6::{Ipv6Packet, Ipv6Repr};
-    use anycast6_wire::ipv6ext::{ExtHeaderChain, Ipv6RoutingHeader, Type2RoutingRepr};
+    use anycast6_wire::ipv6::Ipv6Packet;
+    use anycast6_wire::ipv6ext::ExtHeaderChain;
     use anycast6_wire::mobility::{
         fill_checksum, AuthSubtype, BindingAck, MhMessage, MhOptions, MhPacket, MhRepr,
         MobilityOption, OptionType,
@@ -767,17 +770,8 @@ mod tests {
 
     const T0_UNIX: u64 = 1_700_000_000;
 
-    fn a(s: &str) -> Ipv6Addr {
-        s.parse().unwrap()
-    }
-    fn ha() -> Ipv6Addr {
-        a("2001:db8:ffff::1")
-    }
-    fn coa() -> Ipv6Addr {
-        a("2001:db8:100::10")
-    }
     fn s1() -> Ipv6Addr {
-        a("2001:db8:aaaa::80")
+        crate::test_support::svc()
     }
     fn s2() -> Ipv6Addr {
         a("2001:db8:aaaa::443")
@@ -863,16 +857,6 @@ mod tests {
             .collect()
     }
 
-    fn logs(actions: &[Action]) -> Vec<&str> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Log(l) => Some(l.as_str()),
-                Action::Send(_) | Action::Deliver(_) => None,
-            })
-            .collect()
-    }
-
     struct BaSpec {
         service: Ipv6Addr,
         status: u8,
@@ -907,41 +891,20 @@ mod tests {
             }),
             options: MhOptions::List(&opts),
         };
-        let mh_len = repr.buffer_len().unwrap();
-        let at = 40 + Type2RoutingRepr::HEADER_LEN;
-        let mut buf = vec![0u8; at + mh_len];
-        Ipv6Repr {
-            src: ha(),
-            dst: coa(),
-            next_header: proto::ROUTING,
-            payload_len: Type2RoutingRepr::HEADER_LEN + mh_len,
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        Type2RoutingRepr {
-            next_header: proto::MOBILITY,
-            home_address: spec.service,
-        }
-        .emit(&mut Ipv6RoutingHeader::new_unchecked(&mut buf[40..at]))
-        .unwrap();
-        let mh = &mut buf[at..];
-        repr.emit(&mut MhPacket::new_unchecked(&mut *mh)).unwrap();
+        let mut mh = mh_bytes(&repr);
         match &spec.auth {
             Some((k, _)) => auth::insert_mn_ha_and_fill_checksum(
                 &k.key,
                 &coa(),
                 &spec.service,
-                mh,
+                &mut mh,
                 &ha(),
                 &spec.service,
             )
             .unwrap(),
-            None => fill_checksum(&ha(), &spec.service, mh).unwrap(),
+            None => fill_checksum(&ha(), &spec.service, &mut mh).unwrap(),
         }
-        buf
+        with_type2(ha(), coa(), spec.service, proto::MOBILITY, 64, &mh)
     }
 
     fn accept(service: Ipv6Addr, seq: u16, lifetime: u16, refresh: Option<u16>) -> Vec<u8> {
@@ -961,36 +924,7 @@ mod tests {
             message: MhMessage::BindingRefreshRequest,
             options: MhOptions::NONE,
         };
-        let mh_len = repr.buffer_len().unwrap();
-        let mut inner = vec![0u8; 40 + mh_len];
-        Ipv6Repr {
-            src: ha(),
-            dst: service,
-            next_header: proto::MOBILITY,
-            payload_len: mh_len,
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut inner[..]))
-        .unwrap();
-        repr.emit(&mut MhPacket::new_unchecked(&mut inner[40..]))
-            .unwrap();
-        fill_checksum(&ha(), &service, &mut inner[40..]).unwrap();
-        let mut outer = vec![0u8; 40];
-        Ipv6Repr {
-            src: ha(),
-            dst: coa(),
-            next_header: proto::IPV6,
-            payload_len: inner.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut outer[..]))
-        .unwrap();
-        outer.extend_from_slice(&inner);
-        outer
+        tunnel(ha(), coa(), &mh_packet(ha(), service, 64, &repr).unwrap())
     }
 
     fn one_service() -> RegistrationConfig {

@@ -17,13 +17,15 @@
 use std::net::Ipv6Addr;
 
 use anycast6_wire::checksum::{self, proto};
-use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
-use anycast6_wire::ipv6ext::{ExtHeaderChain, HomeAddressDestOpts, Ipv6OptionsHeader};
+use anycast6_wire::ipv6::{self, Ipv6Packet};
+use anycast6_wire::ipv6ext::ExtHeaderChain;
 use anycast6_wire::mobility::{
-    check_receive, fill_checksum, BeStatus, BindingAck, BindingUpdate, MhMessage, MhOptions,
-    MhPacket, MhRepr, MobilityOption,
+    check_receive, BeStatus, BindingAck, BindingUpdate, MhMessage, MhOptions, MhPacket, MhRepr,
+    MobilityOption,
 };
 use anycast6_wire::rr::{self, KBM_LEN, TOKEN_LEN};
+
+use crate::packets::{ipv6_packet, is_global_unicast, mh_packet, mh_packet_unsummed};
 
 /// ICMPv6 Parameter Problem (RFC 4443 §3.4).
 const ICMPV6_PARAMETER_PROBLEM: u8 = 4;
@@ -31,31 +33,6 @@ const ICMPV6_PARAMETER_PROBLEM: u8 = 4;
 const ICMPV6_ERROR_HEADER_LEN: usize = 8;
 /// Length of a Type 2 routing header (RFC 6275 §6.4).
 const TYPE2_ROUTING_HEADER_LEN: usize = 24;
-
-/// An IPv6 packet `src -> dst` whose only payload is the Mobility Header `repr`.
-pub(crate) fn mh_packet(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    hop_limit: u8,
-    repr: &MhRepr<'_>,
-) -> anycast6_wire::Result<Vec<u8>> {
-    let mh_len = repr.buffer_len()?;
-    let mut buf = vec![0u8; ipv6::HEADER_LEN + mh_len];
-    Ipv6Repr {
-        src,
-        dst,
-        next_header: proto::MOBILITY,
-        payload_len: mh_len,
-        hop_limit,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))?;
-    let mh = &mut buf[ipv6::HEADER_LEN..];
-    repr.emit(&mut MhPacket::new_unchecked(&mut *mh))?;
-    fill_checksum(&src, &dst, mh)?;
-    Ok(buf)
-}
 
 /// The Home Test Init for `client`, reverse-tunnelled through the appliance: inner packet
 /// `service -> client`, outer `care_of -> home_agent` (RFC 6275 §5.2.3: the HoTI must leave
@@ -77,19 +54,7 @@ pub fn build_hoti(
             options: MhOptions::NONE,
         },
     )?;
-    let mut buf = vec![0u8; ipv6::HEADER_LEN];
-    Ipv6Repr {
-        src: care_of,
-        dst: home_agent,
-        next_header: proto::IPV6,
-        payload_len: inner.len(),
-        hop_limit,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))?;
-    buf.extend_from_slice(&inner);
-    Ok(buf)
+    ipv6_packet(care_of, home_agent, proto::IPV6, hop_limit, &inner)
 }
 
 /// The Care-of Test Init for `client`, straight from the care-of address (§5.2.4).
@@ -149,28 +114,9 @@ pub fn build_correspondent_bu(p: &CorrespondentBu) -> anycast6_wire::Result<Vec<
         }),
         options: MhOptions::List(&options),
     };
-    let mh_len = repr.buffer_len()?;
-    let mh_at = ipv6::HEADER_LEN + HomeAddressDestOpts::HEADER_LEN;
-    let mut buf = vec![0u8; mh_at + mh_len];
-    Ipv6Repr {
-        src: p.care_of,
-        dst: p.client,
-        next_header: proto::DEST_OPTS,
-        payload_len: HomeAddressDestOpts::HEADER_LEN + mh_len,
-        hop_limit: p.hop_limit,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))?;
-    HomeAddressDestOpts {
-        next_header: proto::MOBILITY,
-        home_address: p.service,
-    }
-    .emit(&mut Ipv6OptionsHeader::new_unchecked(
-        &mut buf[ipv6::HEADER_LEN..mh_at],
-    ))?;
+    let (mut buf, mh_at) =
+        mh_packet_unsummed(p.care_of, p.client, Some(p.service), p.hop_limit, &repr)?;
     let mh = &mut buf[mh_at..];
-    repr.emit(&mut MhPacket::new_unchecked(&mut *mh))?;
     rr::insert_authenticator_and_fill_checksum(
         &p.kbm, &p.care_of, &p.client, mh, &p.service, &p.client,
     )?;
@@ -351,7 +297,7 @@ fn parse_tunnelled<'a>(
         return Err(NotTaken::Malformed);
     }
     let (client, service) = (ip.src_addr(), ip.dst_addr());
-    if !services.contains(&service) || !is_client_address(client) {
+    if !services.contains(&service) || !is_global_unicast(client) {
         return Err(NotTaken::NotOurs);
     }
     let chain = ExtHeaderChain::of_packet(&ip).map_err(|_| NotTaken::Malformed)?;
@@ -385,16 +331,6 @@ fn parse_tunnelled<'a>(
         }
         _ => Ok(FromClient::Tunnelled { service, client }),
     }
-}
-
-/// A client address worth route-optimising with: global unicast.
-fn is_client_address(a: Ipv6Addr) -> bool {
-    let o = a.octets();
-    !(a.is_unspecified()
-        || a.is_loopback()
-        || a.is_multicast()
-        || (o[0] == 0xfe && o[1] & 0xc0 == 0x80)
-        || a.to_ipv4_mapped().is_some())
 }
 
 /// Checks and parses a Mobility Header from `src` to `dst` (pseudo-header addresses).
@@ -518,20 +454,9 @@ pub fn strip_type2(packet: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anycast6_wire::ipv6ext::{Ipv6RoutingHeader, Type2RoutingRepr};
+    use crate::test_support::{a, hex, parameter_problem, tunnel, with_type2};
     use anycast6_wire::mobility::BaStatus;
     use anycast6_wire::udp::{UdpPacket, UdpRepr};
-
-    fn a(s: &str) -> Ipv6Addr {
-        s.parse().unwrap()
-    }
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     // PROTOCOL.md §1.6.
     const KCN: [u8; 20] = [
@@ -616,50 +541,10 @@ mod tests {
 
     /// `src -> dst` carrying `mh`, with a Type 2 routing header when `rh2` is given.
     fn with_mh(src: Ipv6Addr, dst: Ipv6Addr, rh2: Option<Ipv6Addr>, mh: &[u8]) -> Vec<u8> {
-        let ext = if rh2.is_some() { 24 } else { 0 };
-        let mut buf = vec![0u8; 40 + ext];
-        Ipv6Repr {
-            src,
-            dst,
-            next_header: if rh2.is_some() {
-                proto::ROUTING
-            } else {
-                proto::MOBILITY
-            },
-            payload_len: ext + mh.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
+        match rh2 {
+            Some(home) => with_type2(src, dst, home, proto::MOBILITY, 64, mh),
+            None => ipv6_packet(src, dst, proto::MOBILITY, 64, mh).unwrap(),
         }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        if let Some(home) = rh2 {
-            Type2RoutingRepr {
-                next_header: proto::MOBILITY,
-                home_address: home,
-            }
-            .emit(&mut Ipv6RoutingHeader::new_unchecked(&mut buf[40..64]))
-            .unwrap();
-        }
-        buf.extend_from_slice(mh);
-        buf
-    }
-
-    fn tunnel(outer_src: Ipv6Addr, outer_dst: Ipv6Addr, inner: &[u8]) -> Vec<u8> {
-        let mut buf = vec![0u8; 40];
-        Ipv6Repr {
-            src: outer_src,
-            dst: outer_dst,
-            next_header: proto::IPV6,
-            payload_len: inner.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        buf.extend_from_slice(inner);
-        buf
     }
 
     #[test]
@@ -789,28 +674,6 @@ mod tests {
         );
     }
 
-    /// ICMPv6 Parameter Problem from `from` to `to` quoting `quoted`.
-    fn parameter_problem(from: Ipv6Addr, to: Ipv6Addr, code: u8, quoted: &[u8]) -> Vec<u8> {
-        let mut icmp = vec![4, code, 0, 0, 0, 0, 0, 6];
-        icmp.extend_from_slice(quoted);
-        let sum = checksum::upper_layer(&from, &to, proto::ICMPV6, &icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut buf = vec![0u8; 40];
-        Ipv6Repr {
-            src: from,
-            dst: to,
-            next_header: proto::ICMPV6,
-            payload_len: icmp.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        buf.extend_from_slice(&icmp);
-        buf
-    }
-
     #[test]
     fn parameter_problem_about_our_coti_and_hoti() {
         let cookie = [7; 8];
@@ -875,38 +738,20 @@ mod tests {
 
     fn udp_with_rh2(home: Ipv6Addr) -> Vec<u8> {
         let payload = b"route-optimised";
-        let udp_len = 8 + payload.len();
-        let mut buf = vec![0u8; 40 + 24 + udp_len];
-        Ipv6Repr {
-            src: cn(),
-            dst: coa(),
-            next_header: proto::ROUTING,
-            payload_len: 24 + udp_len,
-            hop_limit: 61,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))
-        .unwrap();
-        Type2RoutingRepr {
-            next_header: proto::UDP,
-            home_address: home,
-        }
-        .emit(&mut Ipv6RoutingHeader::new_unchecked(&mut buf[40..64]))
-        .unwrap();
+        let mut udp = vec![0u8; 8 + payload.len()];
         // RFC 8200 §8.1: the checksum uses the final destination, the home address.
         UdpRepr {
             src_port: 4000,
             dst_port: 7,
         }
         .emit(
-            &mut UdpPacket::new_unchecked(&mut buf[64..]),
+            &mut UdpPacket::new_unchecked(&mut udp[..]),
             &cn(),
             &home,
             payload,
         )
         .unwrap();
-        buf
+        with_type2(cn(), coa(), home, proto::UDP, 61, &udp)
     }
 
     #[test]
