@@ -807,14 +807,15 @@ impl RouteOptimisation {
                 self.mark_legacy(client, "binding_error_status_2", actions);
             }
             // §11.3.6: the client has no binding for our home address: a new return
-            // routability and BU, if we thought it had one.
+            // routability and BU, if we thought it had one. An error about a home address
+            // that is not one of our services (`None`) is about somebody else's binding.
             BeStatus::UnknownBindingForHomeAddress => {
                 let keys: Vec<_> = self
                     .correspondents
                     .iter()
                     .filter(|(k, c)| {
                         k.1 == client
-                            && service.is_none_or(|s| s == k.0)
+                            && service == Some(k.0)
                             && matches!(c.phase, RoPhase::Bound | RoPhase::Updating)
                             && c.rr_started_at
                                 .is_none_or(|t| now.saturating_duration_since(t) >= MIN_RR_SPACING)
@@ -1567,6 +1568,10 @@ mod tests {
     fn binding_errors() {
         let mut f = Fixture::new();
         f.bind();
+        // Status 1 about somebody else's home address: not ours to repair.
+        assert!(
+            sent(&f.packet(4000, &binding_error(1, "2001:db8:999::1".parse().unwrap()))).is_empty()
+        );
         // Status 1: the client lost the binding: return routability and a BU again.
         let out = f.packet(5000, &binding_error(1, svc()));
         assert!(matches!(
