@@ -4,7 +4,10 @@
 //! for frames the workers hand to the control thread, through the same neighbour/echo
 //! responder the control thread uses. The output says, per frame, what the appliance would
 //! do; with `--out` it writes the frames the appliance would send, in the order it would
-//! produce them for a single worker.
+//! produce them for a single worker. Mobility Header signalling (registrations, return
+//! routability, trigger answers) is stateful control-thread work and is only named
+//! (`local`, reason `mobility_header`), not replayed: its output depends on bindings and
+//! health that a capture does not carry.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -170,6 +173,10 @@ impl Explainer {
                 e.output.push(buf.data().to_vec());
             }
             Verdict::Drop(reason) => e.reason = Some(reason.name().to_string()),
+            Verdict::Exception if carries_mobility_header(frame) => {
+                e.verdict = "local";
+                e.reason = Some("mobility_header".into());
+            }
             Verdict::Exception => {
                 e.verdict = "local";
                 let port_mac = self
@@ -189,5 +196,30 @@ impl Explainer {
             }
         }
         e
+    }
+}
+
+/// Is the frame IPv6 carrying a Mobility Header, directly or inside IPv6-in-IPv6 (a
+/// member's reverse-tunnelled return-routability message)?
+fn carries_mobility_header(frame: &[u8]) -> bool {
+    use anycast6_wire::checksum::proto;
+    use anycast6_wire::ipv6::Ipv6Packet;
+    use anycast6_wire::ipv6ext::ExtHeaderChain;
+    let Some(ip) = frame
+        .get(14..)
+        .and_then(|b| Ipv6Packet::new_checked(b).ok())
+    else {
+        return false;
+    };
+    let Ok(chain) = ExtHeaderChain::walk(ip.next_header(), ip.payload()) else {
+        return false;
+    };
+    match chain.upper_layer {
+        proto::MOBILITY => true,
+        proto::IPV6 => chain
+            .upper_layer_bytes(ip.payload())
+            .and_then(|inner| Ipv6Packet::new_checked(inner).ok())
+            .is_some_and(|inner| inner.next_header() == proto::MOBILITY),
+        _ => false,
     }
 }
