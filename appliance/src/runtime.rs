@@ -328,6 +328,8 @@ impl WorkerLoop {
         let (mut tx_full, mut ring_full, mut multi_seg) = (0u64, 0u64, 0u64);
         let mut bursts = [0u64; BURST + 1];
         let mut published_at = Tick::from_millis(0);
+        // Written by every burst before it is read: no per-burst initialisation.
+        let mut verdicts = [Verdict::Exception; BURST];
         while !self.stop.load(Ordering::Relaxed) {
             let now = Tick::from_millis(self.epoch.elapsed().as_millis() as u64);
             while let Some((port, m)) = self.inject.recv() {
@@ -353,7 +355,6 @@ impl WorkerLoop {
                     .iter_mut()
                     .all(|m| m.is_contiguous() || m.linearize().is_ok())
                 {
-                    let mut verdicts = [Verdict::Exception; BURST];
                     let mut extra = FragmentTx {
                         pool: &self.pool,
                         stage: &mut stage,
@@ -400,6 +401,8 @@ impl WorkerLoop {
                     s.clear();
                 }
             }
+            // Once per poll loop (the pipeline does not publish per burst), after the
+            // transmit counts.
             self.worker.publish_counters();
             self.counters.tx_full.store(tx_full, Ordering::Relaxed);
             self.counters

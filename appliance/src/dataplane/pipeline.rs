@@ -707,8 +707,9 @@ impl Worker {
     }
 
     /// Processes a burst: `verdicts[i]` is the verdict of `pkts[i]`. Processes
-    /// `min(pkts.len(), verdicts.len())` packets, returns that number, then publishes the
-    /// counters.
+    /// `min(pkts.len(), verdicts.len())` packets and returns that number. The counters are
+    /// not published: the caller does that once per poll loop
+    /// ([`Worker::publish_counters`]), after its transmit counts too.
     ///
     /// Staged, [`BURST_STAGE`] packets at a time, so that the affinity table's cache misses
     /// overlap instead of costing one memory latency per packet: (1) parse and classify
@@ -755,7 +756,6 @@ impl Worker {
             }
         }
         self.staged = staged;
-        self.publish_counters();
         n
     }
 
@@ -2522,6 +2522,12 @@ mod tests {
         let mut verdicts = [Verdict::Exception; 8];
         let n = w.process_burst(&s, &mut pkts, 0, now(), &mut Tx::new(0), &mut verdicts);
         assert_eq!(n, 5);
+        assert_eq!(
+            mirror.read(),
+            Counters::default(),
+            "published by the caller only"
+        );
+        w.publish_counters();
         assert_eq!(
             verdicts[..5].iter().map(Verdict::name).collect::<Vec<_>>(),
             ["forward", "reverse", "drop", "exception", "icmp_error"]
