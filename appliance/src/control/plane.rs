@@ -363,6 +363,19 @@ fn ipv6_payload(frame: &[u8]) -> Option<&[u8]> {
     Some(&frame[ethernet::HEADER_LEN..])
 }
 
+/// Was the member active in the last snapshot (`last_status`)?
+fn serves(
+    last_status: &BTreeMap<MemberKey, MemberStatus>,
+    service: Ipv6Addr,
+    m: &RoMember,
+) -> bool {
+    last_status.get(&MemberKey {
+        service,
+        id: m.id,
+        epoch: m.epoch,
+    }) == Some(&MemberStatus::Active)
+}
+
 impl ControlPlane {
     /// The plane for a validated configuration; `port_macs` are the ports' MACs (configured
     /// or the devices' own), `keys` the key file's contents.
@@ -877,13 +890,7 @@ impl ControlPlane {
 
     /// Is this member serving (in the last snapshot, active)?
     fn member_serves(&self, service: Ipv6Addr, m: &RoMember) -> bool {
-        self.last_status
-            .get(&MemberKey {
-                service,
-                id: m.id,
-                epoch: m.epoch,
-            })
-            .is_some_and(|s| *s == MemberStatus::Active)
+        serves(&self.last_status, service, m)
     }
 
     /// The member a client's Mobility Header goes to when return routability did not pin
@@ -952,14 +959,10 @@ impl ControlPlane {
             }
             Ok(MhMessage::BindingRefreshRequest) => {
                 let last = &self.last_status;
-                let alive = |m: &RoMember| {
-                    last.get(&MemberKey {
-                        service,
-                        id: m.id,
-                        epoch: m.epoch,
-                    }) == Some(&MemberStatus::Active)
-                };
-                if self.ro.on_brr(now, service, client, alive) {
+                if self
+                    .ro
+                    .on_brr(now, service, client, |m| serves(last, service, m))
+                {
                     return;
                 }
                 None
