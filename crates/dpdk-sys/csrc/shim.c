@@ -34,22 +34,23 @@ int shim_anycast6_pktmbuf_alloc_bulk_len(struct rte_mempool *mp, struct rte_mbuf
 	ret = rte_mempool_get_bulk(mp, (void **)mbufs, count);
 	if (ret != 0)
 		return ret;
-	/* The caller writes every packet next: start loading the first mbufs' metadata and
-	 * each one's data line ahead of those writes. */
-	for (i = 0; i < count && i < 4; i++)
-		rte_prefetch0(mbufs[i]);
 	for (i = 0; i < count; i++) {
 		struct rte_mbuf *m = mbufs[i];
 
-		if (i + 4 < count)
-			rte_prefetch0(mbufs[i + 4]);
-
-		/* Mbufs in a pool have refcnt 1, one segment and no next (the mempool's
-		 * invariants, checked by __rte_mbuf_raw_sanity_check); the reset clears what the
-		 * last user left in the metadata, as rte_pktmbuf_alloc_bulk does. */
-		rte_pktmbuf_reset(m);
+		/* rte_pktmbuf_reset without its two stores to the mbuf's second cache line:
+		 * refcnt 1, one segment and next = NULL hold for every mbuf in a pool
+		 * (rte_mbuf_raw_alloc's contract, checked by __rte_mbuf_raw_sanity_check), and
+		 * tx_offload is read only under the offload flags cleared here. What the last
+		 * user left in the first line is reset here, as rte_pktmbuf_alloc_bulk does. */
+		m->data_off = RTE_MIN((uint16_t)RTE_PKTMBUF_HEADROOM, m->buf_len);
+		m->port = RTE_MBUF_PORT_INVALID;
+		m->ol_flags &= RTE_MBUF_F_EXTERNAL;
+		m->packet_type = 0;
+		m->vlan_tci = 0;
+		m->vlan_tci_outer = 0;
 		m->data_len = len;
 		m->pkt_len = len;
+		/* The caller writes every packet next. */
 		rte_prefetch0(rte_pktmbuf_mtod(m, char *));
 	}
 	return 0;

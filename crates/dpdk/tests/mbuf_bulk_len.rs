@@ -104,6 +104,63 @@ fn bulk_allocation_with_length_gives_ready_single_segment_mbufs() {
     big.clear();
     burst.clear();
 
+    // What a receive path or a chain leaves behind is gone too: the call writes only the
+    // mbuf's first cache line and relies on the pool's invariant (next NULL, one segment)
+    // for the second, so every mbuf is left with receive metadata and offload flags set,
+    // and pairs of them chained, then freed and taken again.
+    pool.alloc_bulk_with_len(&mut big, 250, 64).unwrap();
+    pool.alloc_bulk_with_len(&mut burst, 5, 64).unwrap();
+    let mut all: Vec<_> = big.drain().chain(burst.drain()).collect();
+    for m in &mut all {
+        let raw = m.as_ptr();
+        // SAFETY: the mbuf is exclusively ours; plain field writes.
+        unsafe {
+            (*raw).port = 3;
+            (*raw).ol_flags = 0x0000_0000_00ff_00ffu64; // offload requests, RX flags
+            (*raw).vlan_tci = 0x123;
+            (*raw).vlan_tci_outer = 0x456;
+            (*raw).__bindgen_anon_1.packet_type = 0x0000_0291;
+        }
+    }
+    while all.len() >= 2 {
+        let tail = all.pop().unwrap();
+        let head = all.pop().unwrap();
+        let (h, t) = (head.as_ptr(), tail.into_raw());
+        // SAFETY: both are ours; `head` now owns `tail`, and dropping it frees the chain.
+        unsafe {
+            (*h).next = t;
+            (*h).nb_segs = 2;
+            (*h).pkt_len += u32::from((*t).data_len);
+        }
+        assert_eq!((head.nb_segs(), head.pkt_len()), (2, 128));
+        drop(head);
+    }
+    drop(all);
+    assert_eq!(pool.in_use(), 0);
+    pool.alloc_bulk_with_len(&mut big, 250, 90).unwrap();
+    pool.alloc_bulk_with_len(&mut burst, 5, 90).unwrap();
+    for m in big.iter().chain(burst.iter()) {
+        let raw = m.as_ptr();
+        // SAFETY: reads of an mbuf we hold.
+        let (next, vlan, vlan_outer, ptype) = unsafe {
+            (
+                (*raw).next,
+                (*raw).vlan_tci,
+                (*raw).vlan_tci_outer,
+                (*raw).__bindgen_anon_1.packet_type,
+            )
+        };
+        assert!(next.is_null());
+        assert_eq!((m.nb_segs(), m.pkt_len(), m.data_len()), (1, 90, 90));
+        assert_eq!(m.headroom(), usize::from(MBUF_HEADROOM));
+        assert_eq!(
+            (m.ol_flags(), m.port(), vlan, vlan_outer, ptype),
+            (0, u16::MAX, 0, 0, 0)
+        );
+    }
+    big.clear();
+    burst.clear();
+
     // set_data_len: grow into the tailroom, shrink, refuse past the room; inline, like
     // PacketBuf::set_len but without zeroing what it exposes.
     let mut m = pool.alloc_from_slice(&[1, 2, 3, 4]).unwrap();
