@@ -383,16 +383,47 @@ pub fn copy_frame(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// Writes flow `f` into a frame copied from `t` and patches the checksum.
+/// A flow ready for one template: its fields and that template's final checksum, so the
+/// single-template fast path writes four fields and computes nothing (see
+/// [`FixedFlow::for_template`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedFlow {
+    pub src_low: [u8; 8],
+    pub sport: [u8; 2],
+    /// The transport checksum of this flow's frame, network byte order.
+    pub csum: [u8; 2],
+    pub service: u16,
+}
+
+impl FixedFlow {
+    /// `f` as it is written into frames copied from `t`.
+    #[inline(always)]
+    pub fn for_template(t: &Template, f: &FlowEntry) -> FixedFlow {
+        FixedFlow {
+            src_low: f.src_low,
+            sport: f.sport,
+            csum: apply_delta(t.csum, f.delta, t.protocol == Protocol::Udp).to_be_bytes(),
+            service: f.service,
+        }
+    }
+}
+
+/// Writes flow `f`, prepared for `t` by [`FixedFlow::for_template`], into a frame copied
+/// from `t`.
 #[inline(always)]
-pub fn apply_flow(frame: &mut [u8], t: &Template, f: &FlowEntry, services: &[[u8; 16]]) {
+pub fn apply_fixed_flow(frame: &mut [u8], t: &Template, f: &FixedFlow, services: &[[u8; 16]]) {
     frame[SRC_AT + 8..SRC_AT + 16].copy_from_slice(&f.src_low);
     frame[L4_AT..L4_AT + 2].copy_from_slice(&f.sport);
     if f.service != 0 {
         frame[DST_AT..DST_AT + 16].copy_from_slice(&services[usize::from(f.service)]);
     }
-    let c = apply_delta(t.csum, f.delta, t.protocol == Protocol::Udp);
-    frame[t.csum_at..t.csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    frame[t.csum_at..t.csum_at + 2].copy_from_slice(&f.csum);
+}
+
+/// Writes flow `f` into a frame copied from `t` and patches the checksum.
+#[inline(always)]
+pub fn apply_flow(frame: &mut [u8], t: &Template, f: &FlowEntry, services: &[[u8; 16]]) {
+    apply_fixed_flow(frame, t, &FixedFlow::for_template(t, f), services);
 }
 
 /// Writes a stamp into a frame built from `t` (which must have `stamp_ok`) and patches the
