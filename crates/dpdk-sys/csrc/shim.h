@@ -45,10 +45,7 @@ void shim_rte_pktmbuf_free(struct rte_mbuf *m);
 void shim_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);
 
 /* mbuf data window */
-char *shim_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
-char *shim_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *shim_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-int shim_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 void *shim_rte_pktmbuf_mtod(struct rte_mbuf *m);
 uint16_t shim_rte_pktmbuf_data_len(const struct rte_mbuf *m);
 uint32_t shim_rte_pktmbuf_pkt_len(const struct rte_mbuf *m);

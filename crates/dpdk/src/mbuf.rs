@@ -215,26 +215,42 @@ impl PacketBuf for Mbuf {
         m.buf_len as usize - m.data_off as usize - m.data_len as usize
     }
 
+    /// As `rte_pktmbuf_prepend`, inline (the fast path prepends tunnel and Ethernet
+    /// headers to every packet): fails, changing nothing, when the headroom is short.
+    #[inline]
     fn prepend(&mut self, len: usize) -> anycast6_wire::Result<&mut [u8]> {
-        let len16 = u16::try_from(len).map_err(|_| WireError::NoRoom("prepend (headroom)"))?;
-        // SAFETY: self exclusively owns the mbuf; rte_pktmbuf_prepend checks the headroom
-        // and changes nothing (returns NULL) when it is short.
-        let p = unsafe { sys::shim_rte_pktmbuf_prepend(self.0.as_ptr(), len16) };
-        if p.is_null() {
+        // SAFETY: self exclusively owns a valid mbuf; only its offset and lengths change.
+        let m = unsafe { self.0.as_mut() };
+        if len > usize::from(m.data_off) {
             return Err(WireError::NoRoom("prepend (headroom)"));
         }
-        // SAFETY: p points to the `len` bytes just added in front of the data, in our buffer.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
+        // len <= data_off, and data_off + data_len <= buf_len: both fit 16 bits.
+        let len16 = len as u16;
+        m.data_off -= len16;
+        m.data_len += len16;
+        m.pkt_len += u32::from(len16);
+        // SAFETY: the `len` bytes now in front of the data are inside our buffer.
+        Ok(unsafe {
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                len,
+            )
+        })
     }
 
+    /// As `rte_pktmbuf_adj`, inline: refuses, changing nothing, to remove more than the
+    /// first segment holds.
+    #[inline]
     fn adj(&mut self, len: usize) -> anycast6_wire::Result<()> {
-        let len16 = u16::try_from(len).map_err(|_| WireError::Truncated("packet (adj)"))?;
-        // SAFETY: self exclusively owns the mbuf; rte_pktmbuf_adj refuses (NULL, no change)
-        // to remove more than the first segment holds.
-        let p = unsafe { sys::shim_rte_pktmbuf_adj(self.0.as_ptr(), len16) };
-        if p.is_null() {
+        // SAFETY: self exclusively owns a valid mbuf; only its offset and lengths change.
+        let m = unsafe { self.0.as_mut() };
+        if len > usize::from(m.data_len) {
             return Err(WireError::Truncated("packet (adj)"));
         }
+        let len16 = len as u16;
+        m.data_off += len16;
+        m.data_len -= len16;
+        m.pkt_len -= u32::from(len16);
         Ok(())
     }
 
@@ -253,17 +269,21 @@ impl PacketBuf for Mbuf {
         Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
     }
 
+    /// As `rte_pktmbuf_trim` on a single segment, inline: refuses, changing nothing, to
+    /// remove more than it holds.
+    #[inline]
     fn trim(&mut self, len: usize) -> anycast6_wire::Result<()> {
-        if !self.is_contiguous() {
+        // SAFETY: self exclusively owns a valid mbuf; only its lengths change.
+        let m = unsafe { self.0.as_mut() };
+        if m.nb_segs != 1 {
             return Err(WireError::Unsupported("trim of a multi-segment mbuf"));
         }
-        let len16 = u16::try_from(len).map_err(|_| WireError::Truncated("packet (trim)"))?;
-        // SAFETY: self exclusively owns the single-segment mbuf; rte_pktmbuf_trim refuses
-        // (-1, no change) to remove more than the segment holds.
-        let ret = unsafe { sys::shim_rte_pktmbuf_trim(self.0.as_ptr(), len16) };
-        if ret != 0 {
+        if len > usize::from(m.data_len) {
             return Err(WireError::Truncated("packet (trim)"));
         }
+        let len16 = len as u16;
+        m.data_len -= len16;
+        m.pkt_len -= u32::from(len16);
         Ok(())
     }
 
