@@ -105,9 +105,14 @@ testpmd_samples() {
         }' "$1"
 }
 
-# The appliance's per-second "rx N (X Mpps)" samples, without the first.
+# The appliance's per-second "rx N (X Mpps)" samples, treated like testpmd's: without the
+# leading zeros (the stats line starts before net_pcap has loaded its capture, which takes
+# seconds at K = 1e6) and the first non-zero one (start-up, affinity fill).
 appliance_samples() {
-    sed -n 's/^\[ *[0-9.]*s\] rx [0-9]* (\([0-9.]*\) Mpps).*/\1/p' "$1" | tail -n +2
+    sed -n 's/^\[ *[0-9.]*s\] rx [0-9]* (\([0-9.]*\) Mpps).*/\1/p' "$1" | awk '
+        !started && $1 == 0 { next }
+        !started { started = 1; next }
+        { print }'
 }
 
 run_testpmd() { # log mode mbufs mem lcore-args forwarding-cores port0 [extra...]
