@@ -39,10 +39,13 @@ int shim_anycast6_pktmbuf_alloc_bulk_len(struct rte_mempool *mp, struct rte_mbuf
 
 		/* rte_pktmbuf_reset without its two stores to the mbuf's second cache line:
 		 * refcnt 1, one segment and next = NULL hold for every mbuf in a pool
-		 * (rte_mbuf_raw_alloc's contract, checked by __rte_mbuf_raw_sanity_check), and
-		 * tx_offload is read only under the offload flags cleared here. What the last
-		 * user left in the first line is reset here, as rte_pktmbuf_alloc_bulk does. */
+		 * (rte_mbuf_raw_alloc's contract, asserted below in RTE_ENABLE_ASSERT builds), and
+		 * tx_offload is read only under the offload flags cleared here; a caller that
+		 * requests a TX offload must set tx_offload itself. What the last user left in
+		 * the first line is reset here, as rte_pktmbuf_alloc_bulk does. */
+		__rte_mbuf_raw_sanity_check(m);
 		m->data_off = RTE_MIN((uint16_t)RTE_PKTMBUF_HEADROOM, m->buf_len);
+		m->nb_segs = 1;
 		m->port = RTE_MBUF_PORT_INVALID;
 		m->ol_flags &= RTE_MBUF_F_EXTERNAL;
 		m->packet_type = 0;

@@ -228,7 +228,8 @@ impl PacketBuf for Mbuf {
         let len16 = len as u16;
         m.data_off -= len16;
         m.data_len += len16;
-        m.pkt_len += u32::from(len16);
+        // Wrapping, as in C: pkt_len is DPDK's to keep consistent, not a reason to panic.
+        m.pkt_len = m.pkt_len.wrapping_add(u32::from(len16));
         // SAFETY: the `len` bytes now in front of the data are inside our buffer.
         Ok(unsafe {
             std::slice::from_raw_parts_mut(
@@ -250,7 +251,7 @@ impl PacketBuf for Mbuf {
         let len16 = len as u16;
         m.data_off += len16;
         m.data_len -= len16;
-        m.pkt_len -= u32::from(len16);
+        m.pkt_len = m.pkt_len.wrapping_sub(u32::from(len16));
         Ok(())
     }
 
@@ -283,7 +284,7 @@ impl PacketBuf for Mbuf {
         }
         let len16 = len as u16;
         m.data_len -= len16;
-        m.pkt_len -= u32::from(len16);
+        m.pkt_len = m.pkt_len.wrapping_sub(u32::from(len16));
         Ok(())
     }
 

@@ -152,9 +152,11 @@ impl Mempool {
     /// [`PacketBuf::append`] in one call, for a generator that then writes every byte (the
     /// bytes are whatever the buffer held, as after `append`). The metadata is reset like
     /// [`Mempool::alloc_bulk`]'s except `tx_offload`, which a transmit path reads only under
-    /// the offload flags, cleared here: the call writes only each mbuf's first cache line
-    /// (of the second, `next` is NULL in every mbuf of a pool already). Writing the second line too made a 64-octet generator about 20 %
-    /// slower. The call also prefetches each mbuf's first data line. `count` is capped by the
+    /// the offload flags, cleared here (a caller that requests a TX offload sets
+    /// `tx_offload` itself): the call writes only each mbuf's first cache line (of the
+    /// second, `next` is NULL in every mbuf of a pool already). Writing the second line too
+    /// made a 64-octet generator about 20 % slower. The call also prefetches each mbuf's
+    /// first data line. `count` is capped by the
     /// burst's spare capacity. Fails with [`Error::MbufTooSmall`] when `len` does not fit
     /// after the headroom, [`Error::MempoolExhausted`] when the pool is short.
     ///

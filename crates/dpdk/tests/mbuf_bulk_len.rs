@@ -105,9 +105,9 @@ fn bulk_allocation_with_length_gives_ready_single_segment_mbufs() {
     burst.clear();
 
     // What a receive path or a chain leaves behind is gone too: the call writes only the
-    // mbuf's first cache line and relies on the pool's invariant (next NULL, one segment)
-    // for the second, so every mbuf is left with receive metadata and offload flags set,
-    // and pairs of them chained, then freed and taken again.
+    // mbuf's first cache line and relies on the pool's invariant (next NULL, one segment,
+    // which DPDK's free restores) for the second, so every mbuf is left with receive
+    // metadata and offload flags set, and pairs of them chained, then freed and taken again.
     pool.alloc_bulk_with_len(&mut big, 250, 64).unwrap();
     pool.alloc_bulk_with_len(&mut burst, 5, 64).unwrap();
     let mut all: Vec<_> = big.drain().chain(burst.drain()).collect();
@@ -116,7 +116,9 @@ fn bulk_allocation_with_length_gives_ready_single_segment_mbufs() {
         // SAFETY: the mbuf is exclusively ours; plain field writes.
         unsafe {
             (*raw).port = 3;
-            (*raw).ol_flags = 0x0000_0000_00ff_00ffu64; // offload requests, RX flags
+            // RX flags (bits 0-23) and TX offload requests (bits 52-60); not 61-62, which
+            // mark external and indirect buffers.
+            (*raw).ol_flags = 0x1ff0_0000_00ff_00ffu64;
             (*raw).vlan_tci = 0x123;
             (*raw).vlan_tci_outer = 0x456;
             (*raw).__bindgen_anon_1.packet_type = 0x0000_0291;
@@ -133,6 +135,21 @@ fn bulk_allocation_with_length_gives_ready_single_segment_mbufs() {
             (*h).pkt_len += u32::from((*t).data_len);
         }
         assert_eq!((head.nb_segs(), head.pkt_len()), (2, 128));
+        // On a chain, adj and prepend act on the first segment (as rte_pktmbuf_adj and
+        // _prepend do); trim refuses and changes nothing.
+        let mut head = head;
+        head.adj(10).unwrap();
+        assert_eq!((head.data_len(), head.pkt_len()), (54, 118));
+        assert_eq!(
+            head.trim(1).unwrap_err(),
+            WireError::Unsupported("trim of a multi-segment mbuf")
+        );
+        assert_eq!((head.data_len(), head.pkt_len()), (54, 118));
+        head.prepend(10).unwrap();
+        assert_eq!(
+            (head.data_len(), head.pkt_len(), head.nb_segs()),
+            (64, 128, 2)
+        );
         drop(head);
     }
     drop(all);
