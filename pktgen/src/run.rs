@@ -153,7 +153,8 @@ struct Generator {
     done: bool,
     /// The frame length when every template has the same one.
     fixed_len: Option<u16>,
-    /// With a single template: `flows` prepared for it (checksums precomputed).
+    /// With a single template: the flows prepared for it (checksums precomputed), and
+    /// `flows` is empty.
     fixed_flows: Vec<build::FixedFlow>,
 }
 
@@ -190,9 +191,11 @@ impl Generator {
             }
             _ => None,
         };
-        let flows = FlowTable::new(profile, side).entries;
+        let mut flows = FlowTable::new(profile, side).entries;
+        // With one template every flow is kept prepared for it (checksum included) instead:
+        // both loops use those, and a large flow table is not held twice.
         let fixed_flows = match &templates[..] {
-            [t] if fixed_len.is_some() => flows
+            [t] => std::mem::take(&mut flows)
                 .iter()
                 .map(|f| build::FixedFlow::for_template(t, f))
                 .collect(),
@@ -250,10 +253,7 @@ impl Generator {
         if let ([t], Some(_)) = (&self.templates[..], self.fixed_len) {
             if sample_every == 0 || !t.stamp_ok {
                 let (flows, services) = (&self.fixed_flows[..], &self.services[..]);
-                // The template's first 64 octets held in registers for the whole burst:
-                // no reloads, and no store to a packet can delay a load of the template.
-                let head = t.bytes.first_chunk::<64>().copied();
-                let rest = t.bytes.get(64..).unwrap_or_default();
+                let template = build::FixedTemplate::new(t);
                 let mut fi = self.fi;
                 for m in &mut out.as_mut_slice()[first..] {
                     let f = &flows[fi];
@@ -261,17 +261,7 @@ impl Generator {
                     if fi == flows.len() {
                         fi = 0;
                     }
-                    let data = m.data_mut();
-                    match (head, data.split_first_chunk_mut::<64>()) {
-                        (Some(h), Some((d, d_rest))) if d_rest.len() == rest.len() => {
-                            *d = h;
-                            if !rest.is_empty() {
-                                d_rest.copy_from_slice(rest);
-                            }
-                        }
-                        _ => build::copy_frame(data, &t.bytes),
-                    }
-                    build::apply_fixed_flow(data, t, f, services);
+                    template.write(m.data_mut(), f, services);
                 }
                 let sent = (out.len() - first) as u64;
                 self.fi = fi;
@@ -283,6 +273,9 @@ impl Generator {
         // Locals, so that the loop keeps them in registers.
         let (mut ri, mut fi) = (self.ri, self.fi);
         let (recipe, flows, templates) = (&self.recipe[..], &self.flows[..], &self.templates[..]);
+        // With one template only the prepared flows are kept (see `Generator::new`).
+        let fixed = &self.fixed_flows[..];
+        let n_flows = flows.len().max(fixed.len());
         let mut bytes = 0u64;
         for m in &mut out.as_mut_slice()[first..] {
             let t = &templates[usize::from(recipe[ri])];
@@ -290,9 +283,9 @@ impl Generator {
             if ri == recipe.len() {
                 ri = 0;
             }
-            let f = &flows[fi];
+            let this_flow = fi;
             fi += 1;
-            if fi == flows.len() {
+            if fi == n_flows {
                 fi = 0;
             }
             if self.fixed_len.is_none() && m.set_data_len(t.bytes.len()).is_err() {
@@ -300,7 +293,10 @@ impl Generator {
             }
             let data = m.data_mut();
             build::copy_frame(data, &t.bytes);
-            build::apply_flow(data, t, f, &self.services);
+            match fixed.get(this_flow) {
+                Some(f) => build::apply_fixed_flow(data, t, f, &self.services),
+                None => build::apply_flow(data, t, &flows[this_flow], &self.services),
+            }
             if sample_every != 0 {
                 self.until_stamp = self.until_stamp.saturating_sub(1);
                 if self.until_stamp == 0 && t.stamp_ok {
