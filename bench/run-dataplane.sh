@@ -106,8 +106,8 @@ testpmd_samples() {
 }
 
 # The appliance's per-second "rx N (X Mpps)" samples, treated like testpmd's: without the
-# leading zeros (the stats line starts before net_pcap has loaded its capture, which takes
-# seconds at K = 1e6) and the first non-zero one (start-up, affinity fill).
+# leading zeros (a line may come before net_pcap has delivered its first frames) and the
+# first non-zero one (start-up, affinity fill).
 appliance_samples() {
     sed -n 's/^\[ *[0-9.]*s\] rx [0-9]* (\([0-9.]*\) Mpps).*/\1/p' "$1" | awk '
         !started && $1 == 0 { next }

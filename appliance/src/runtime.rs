@@ -618,7 +618,10 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
         ),
     );
     let tty = std::io::stderr().is_terminal() || plan.force_stats;
-    let mut next_stats = started + plan.stats_interval;
+    // From now, not from `started`: EAL and port start-up (seconds when a large capture is
+    // loaded) must not come out as a run of catch-up lines with rate 0.
+    let mut last_stats = Instant::now();
+    let mut next_stats = last_stats + plan.stats_interval;
     let mut last_rx = 0u64;
     let mut tx_dropped = 0u64;
     let deadline = plan.duration.map(|d| started + d);
@@ -690,11 +693,14 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
         }
         publisher.reclaim();
         if now >= next_stats {
-            next_stats += plan.stats_interval;
+            next_stats = now + plan.stats_interval;
+            let elapsed = now.duration_since(last_stats).as_secs_f64();
+            last_stats = now;
             if tty {
                 let c = sum(&mirrors);
                 let rx = c.get(Stat::RxPackets);
-                let rate = (rx - last_rx) as f64 / plan.stats_interval.as_secs_f64();
+                // Over the time that really passed since the last line.
+                let rate = (rx - last_rx) as f64 / elapsed.max(1e-9);
                 last_rx = rx;
                 eprintln!(
                     "[{:>6.1}s] rx {rx} ({:.3} Mpps) fwd {} rev {} exc {} drop {} icmp {} unresolved {:?}",
