@@ -21,7 +21,6 @@ pub fn ipv6_packet(
     hop_limit: u8,
     payload: &[u8],
 ) -> anycast6_wire::Result<Vec<u8>> {
-    let mut buf = vec![0u8; ipv6::HEADER_LEN];
     Ipv6Repr {
         src,
         dst,
@@ -31,9 +30,7 @@ pub fn ipv6_packet(
         traffic_class: 0,
         flow_label: 0,
     }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))?;
-    buf.extend_from_slice(payload);
-    Ok(buf)
+    .packet_with(payload)
 }
 
 /// An IPv6 packet `src -> dst` whose only payload is the Mobility Header `repr`, its

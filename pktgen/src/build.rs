@@ -517,14 +517,7 @@ pub fn frame(
 
 /// An IPv6 packet (no Ethernet header): header + payload.
 pub fn ipv6_packet(ip: &Ipv6Repr, payload: &[u8]) -> WireResult<Vec<u8>> {
-    let mut out = vec![0u8; 40 + payload.len()];
-    Ipv6Repr {
-        payload_len: payload.len(),
-        ..*ip
-    }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut out[..]))?;
-    out[40..].copy_from_slice(payload);
-    Ok(out)
+    ip.packet_with(payload)
 }
 
 /// An ICMPv6 message as bytes.

@@ -805,8 +805,9 @@ fn ipv6_packet(
     hop_limit: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut buf = vec![0u8; ipv6::HEADER_LEN + payload.len()];
-    let repr = Ipv6Repr {
+    // Probes and their answers are a few hundred octets at most and carry no flow label:
+    // building them cannot fail.
+    Ipv6Repr {
         src,
         dst,
         next_header,
@@ -814,10 +815,9 @@ fn ipv6_packet(
         hop_limit,
         traffic_class: 0,
         flow_label: 0,
-    };
-    let _ = repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
-    buf[ipv6::HEADER_LEN..].copy_from_slice(payload);
-    buf
+    }
+    .packet_with(payload)
+    .unwrap_or_default()
 }
 
 /// (source, destination, next header, payload) of a complete IPv6 packet without

@@ -242,6 +242,19 @@ impl Ipv6Repr {
         HEADER_LEN + self.payload_len
     }
 
+    /// A whole packet: this header, its payload length set to that of `payload`, then
+    /// `payload`. Fails as [`Ipv6Repr::emit`] does.
+    pub fn packet_with(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        let repr = Ipv6Repr {
+            payload_len: payload.len(),
+            ..*self
+        };
+        let mut buf = vec![0u8; HEADER_LEN + payload.len()];
+        repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]))?;
+        buf[HEADER_LEN..].copy_from_slice(payload);
+        Ok(buf)
+    }
+
     /// Writes the fixed header at the start of `packet` (the payload is the caller's).
     /// Fails when the buffer is shorter than the header, the payload length does not fit 16
     /// bits, or the flow label does not fit 20 bits.
@@ -325,6 +338,17 @@ mod tests {
         repr.emit(&mut p).unwrap();
         p.payload_mut().copy_from_slice(&bytes[40..48]);
         assert_eq!(&out[..], &bytes[..48]);
+    }
+
+    #[test]
+    fn packet_with_sets_the_payload_length() {
+        let bytes = sample();
+        let repr = Ipv6Repr {
+            payload_len: 999, // replaced by the payload's length
+            ..sample_repr()
+        };
+        assert_eq!(repr.packet_with(&bytes[40..48]).unwrap(), &bytes[..48]);
+        assert!(repr.packet_with(&vec![0; 65536]).is_err());
     }
 
     #[test]
