@@ -37,13 +37,32 @@
 //! # Bursts
 //!
 //! [`Worker::process_burst`] is the runtime's entry point; [`Worker::process`] (explain,
-//! tests) is the same code for one packet. A burst goes through in stages, so that the
+//! tests) is the general path for one packet. A burst goes through in stages, so that the
 //! cache misses of the affinity lookups overlap instead of queueing one memory latency per
 //! packet: (1) parse and classify every packet, and for those to a service compute the
-//! flow key, its hash and table probe, and prefetch both candidate buckets' metadata lines;
-//! (2) read those lines and prefetch the slots whose tag matches; (3) resolve the member
-//! and rewrite each packet, in order. Stages (1) and (2) change nothing, so the result is
-//! exactly that of `process` on each packet in turn.
+//! flow key, its hash and table probe, and prefetch the first candidate bucket's metadata
+//! line; (2) read those lines and prefetch the slot whose tag matches (or the second
+//! bucket's line); (3) resolve the member and rewrite each packet, in order. Stages (1)
+//! and (2) change nothing, so the result is exactly that of `process` on each packet in
+//! turn.
+//!
+//! # Fast path
+//!
+//! Nearly all traffic is one kind of packet: untagged Ethernet to the port's MAC, IPv6
+//! without extension headers, TCP or UDP, from an ordinary client to a service, with hop
+//! limit above 1 and within the tunnel MTU. In a burst, stage (1) recognises it with a few
+//! fixed-offset reads ([`Worker::fast_plan`]) and keeps only the flow key, its hashes
+//! (the client pair and the five-tuple share their address words, folded once) and the
+//! table probe; stage (3) ([`Worker::forward_fast`]) resolves the member, finding it once,
+//! and copies the Ethernet, outer IPv6 and option headers from the member's
+//! [`OuterHeaders`](super::snapshot::OuterHeaders), built with the snapshot by the same
+//! emitters, filling in the traffic class, Flow Label and Payload Length. Every other
+//! packet takes the general path above. Accepting a packet on the fast path means every
+//! check the general path makes before the affinity lookup has passed, and after it the
+//! fast path gives the same drop reasons in the same order, so the two give the same
+//! verdicts, bytes, counters and table changes: the burst-against-single proptest below
+//! holds them to it (`process` never takes the fast path), and so do the golden tests,
+//! which compare the DPDK binary (bursts) with `explain` (single packets).
 //!
 //! # Why it is fast
 //!
@@ -219,7 +238,7 @@ pub struct Worker {
     traffic_mirror: Arc<MemberTrafficMirror>,
     traffic_published: Option<Tick>,
     /// Stage (1) results of the burst being processed ([`Worker::process_burst`]).
-    staged: Vec<Classified>,
+    staged: Vec<Staged>,
 }
 
 /// Traffic of one member (one counter slot), counted by one worker since it started.
@@ -439,6 +458,30 @@ enum Classified {
     Reverse(Parsed),
 }
 
+/// What stage (1) of the fast path (module documentation) found out about a packet to a
+/// service: everything the general path checks before the affinity lookup has passed, so
+/// stage (3) only resolves the member and writes the headers.
+#[derive(Debug, Clone, Copy)]
+struct FastPlan {
+    service: u16,
+    /// The client packet's length (Ethernet header and link padding excluded).
+    ip_len: u16,
+    /// A TCP SYN to a service with flow affinity (see [`Worker::forward`]).
+    opens_connection: bool,
+    key: FlowKey,
+    probe: Probe,
+    key_hash: u64,
+    /// Hash of the transport five-tuple: the outer Flow Label.
+    flow_hash: u64,
+}
+
+/// A packet of a burst after stage (1).
+#[derive(Debug, Clone, Copy)]
+enum Staged {
+    Fast(FastPlan),
+    General(Classified),
+}
+
 /// The ICMPv6 error to build.
 #[derive(Debug, Clone, Copy)]
 enum IcmpError {
@@ -456,6 +499,10 @@ impl IcmpError {
         }
     }
 }
+
+/// The part of [`OuterHeaders`](super::snapshot::OuterHeaders) every tunnel packet has:
+/// Ethernet and the outer IPv6 header.
+const OUTER_FIXED: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
 
 /// Length of the ICMPv6 error headers built in front of the quote.
 const ICMP_ERROR_HEADERS: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
@@ -713,11 +760,13 @@ impl Worker {
     ///
     /// Staged, [`BURST_STAGE`] packets at a time, so that the affinity table's cache misses
     /// overlap instead of costing one memory latency per packet: (1) parse and classify
-    /// every packet, computing the flow key and hash of those to a service and prefetching
-    /// their candidate buckets' metadata lines; (2) read those lines and prefetch the slots
-    /// whose tag matches; (3) resolve and rewrite each packet in order. The verdicts and the
-    /// bytes are exactly those of [`Worker::process`] on each packet in turn: stages (1) and
-    /// (2) read only the frame, the snapshot and the table, and change nothing.
+    /// every packet (the fast path's plan, else the general classification), computing the
+    /// flow key and hash of those to a service and prefetching their first bucket's
+    /// metadata line; (2) read those lines and prefetch the slots whose tag matches; (3)
+    /// resolve and rewrite each packet in order. The verdicts and the bytes are exactly
+    /// those of [`Worker::process`] on each packet in turn: stages (1) and (2) read only the
+    /// frame, the snapshot and the table, and change nothing (module documentation, "Fast
+    /// path").
     pub fn process_burst<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
         snap: &Snapshot,
@@ -728,6 +777,7 @@ impl Worker {
         verdicts: &mut [Verdict],
     ) -> usize {
         let n = pkts.len().min(verdicts.len());
+        let port = snap.port(rx_port);
         // The worker's own staging area (allocated once; taken out of `self` for the burst
         // so that stage (3) may borrow `self` mutably): no per-burst initialisation.
         let mut staged = std::mem::take(&mut self.staged);
@@ -738,19 +788,53 @@ impl Worker {
             staged.clear();
             for pkt in pkts.iter() {
                 self.count_rx(pkt.len());
-                let stage = self.classify(snap, pkt.data(), rx_port);
-                if let Classified::Forward { flow, .. } = &stage {
-                    self.affinity.prefetch_buckets(&flow.probe);
-                }
+                let frame = pkt.data();
+                let stage = match port.and_then(|port| self.fast_plan(snap, frame, port)) {
+                    Some(plan) => {
+                        self.affinity.prefetch_buckets(&plan.probe);
+                        Staged::Fast(plan)
+                    }
+                    None => {
+                        let stage = self.classify(snap, frame, rx_port);
+                        if let Classified::Forward { flow, .. } = &stage {
+                            self.affinity.prefetch_buckets(&flow.probe);
+                        }
+                        Staged::General(stage)
+                    }
+                };
                 staged.push(stage);
             }
             for stage in staged.iter() {
-                if let Classified::Forward { flow, .. } = stage {
-                    self.affinity.prefetch_slot(&flow.probe);
+                match stage {
+                    Staged::Fast(plan) => self.affinity.prefetch_slot(&plan.probe),
+                    Staged::General(Classified::Forward { flow, .. }) => {
+                        self.affinity.prefetch_slot(&flow.probe)
+                    }
+                    Staged::General(_) => {}
                 }
             }
             for ((pkt, stage), verdict) in pkts.iter_mut().zip(staged.iter()).zip(verdicts) {
-                let v = self.act(snap, pkt, rx_port, now, extra, stage);
+                // The forward verdict is written field by field where it goes: a verdict
+                // built on the stack and copied as a whole was read back before its
+                // narrower stores had left the store buffer (a store-forwarding stall).
+                let v = match stage {
+                    Staged::Fast(plan) => match self.forward_fast(snap, pkt, plan, now) {
+                        Ok(member) => {
+                            self.counters.add(Stat::Forwarded, 1);
+                            self.counters.add(Stat::TxPackets, 1);
+                            self.counters.add(Stat::TxBytes, pkt.len() as u64);
+                            *verdict = Verdict::Forward {
+                                port: snap.service(plan.service).map_or(0, |s| s.port),
+                                service: plan.service,
+                                member,
+                                fragments: 1,
+                            };
+                            continue;
+                        }
+                        Err(reason) => Verdict::Drop(reason),
+                    },
+                    Staged::General(stage) => self.act(snap, pkt, rx_port, now, extra, stage),
+                };
                 self.count_verdict(v, pkt.len());
                 *verdict = v;
             }
@@ -885,6 +969,167 @@ impl Worker {
             return Classified::Done(Verdict::Drop(DropReason::MulticastNotHandled));
         }
         Classified::Done(Verdict::Drop(DropReason::NotForUs))
+    }
+
+    /// Stage (1) of the fast path: the plan for a frame of the common kind (untagged
+    /// Ethernet to the port's own MAC, IPv6 without extension headers, TCP or UDP with its
+    /// ports inside the packet, to a service, from a source the general path forwards, hop
+    /// limit above 1, within the tunnel MTU), or `None` for the general path. Accepting a
+    /// frame means that [`Worker::classify`] and [`Worker::forward`] would pass every check
+    /// up to the affinity lookup; the tests hold the two paths to the same verdicts and
+    /// bytes.
+    #[inline(always)]
+    fn fast_plan(&self, snap: &Snapshot, frame: &[u8], port: &Port) -> Option<FastPlan> {
+        const ETH: usize = ethernet::HEADER_LEN;
+        const IP: usize = ETH + ipv6::HEADER_LEN;
+        let h: &[u8; IP + 4] = frame.get(..IP + 4)?.try_into().ok()?;
+        if h[12..14] != [0x86, 0xdd] || h[..6] != port.mac.0 || h[6] & 1 != 0 {
+            return None;
+        }
+        let protocol = h[ETH + 6];
+        if h[ETH] >> 4 != 6 || (protocol != proto::TCP && protocol != proto::UDP) {
+            return None;
+        }
+        let ip_len = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([h[ETH + 4], h[ETH + 5]]));
+        if ip_len < ipv6::HEADER_LEN + 4 || frame.len() - ETH < ip_len || h[ETH + 7] <= 1 {
+            return None;
+        }
+        let mut src = [0u8; 16];
+        src.copy_from_slice(&h[ETH + 8..ETH + 24]);
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&h[ETH + 24..ETH + 40]);
+        let service_index = snap.service_by_address(u128::from_be_bytes(dst))?;
+        let service = snap.service(service_index)?;
+        if ip_len > service.tunnel_mtu {
+            return None;
+        }
+        // Multicast, unspecified, loopback, link-local and our own sources are dropped by
+        // the general path.
+        let client = u128::from_be_bytes(src);
+        if src[0] == 0xff
+            || client <= 1
+            || (src[0] == 0xfe && src[1] & 0xc0 == 0x80)
+            || snap.is_local(client)
+        {
+            return None;
+        }
+        let client_port = u16::from_be_bytes([h[IP], h[IP + 1]]);
+        let service_port = u16::from_be_bytes([h[IP + 2], h[IP + 3]]);
+        let (key, key_hash, flow_hash, opens_connection) = match service.affinity {
+            AffinityMode::Client => {
+                let keys = FlowKey::of_packet(src, client_port, dst, service_port, protocol);
+                (
+                    keys.client_pair,
+                    keys.client_pair_hash,
+                    keys.five_tuple_hash,
+                    false,
+                )
+            }
+            AffinityMode::Flow => {
+                let key = FlowKey::five_tuple(src, client_port, dst, service_port, protocol);
+                let hash = flowhash::hash(&key);
+                let upper = &frame[IP..ETH + ip_len];
+                (key, hash, hash, is_tcp_syn(protocol, Some(upper)))
+            }
+        };
+        Some(FastPlan {
+            service: service_index,
+            ip_len: ip_len as u16,
+            opens_connection,
+            key,
+            probe: self.affinity.probe(key_hash),
+            key_hash,
+            flow_hash,
+        })
+    }
+
+    /// Stage (3) of the fast path: the member, then the headers from its
+    /// [`OuterHeaders`](super::snapshot::OuterHeaders) in front of the client packet.
+    /// `Ok` is the member's id: a [`Verdict::Forward`] of one fragment on the service's
+    /// port. The same verdict, bytes, counts and table changes as [`Worker::forward`].
+    #[inline(always)]
+    fn forward_fast<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut B,
+        plan: &FastPlan,
+        now: Tick,
+    ) -> Result<u32, DropReason> {
+        const ETH: usize = ethernet::HEADER_LEN;
+        let Some(service) = snap.service(plan.service) else {
+            return Err(DropReason::NoServiceMember);
+        };
+        // The member's position, found by whichever closure decided.
+        let (mut pinned, mut picked) = (None, None);
+        let resolution = self.affinity.resolve_probed(
+            &plan.key,
+            &plan.probe,
+            now.secs(),
+            |m| {
+                let (state, index) = service.pinned(m);
+                pinned = index;
+                match state {
+                    MemberState::Draining if plan.opens_connection => MemberState::Gone,
+                    state => state,
+                }
+            },
+            || {
+                picked = service.pick_index(plan.key_hash);
+                picked.map(|i| service.members[i].member_ref())
+            },
+        );
+        let (index, new_flow) = match resolution {
+            Resolution::Sticky(_) => (pinned, false),
+            Resolution::New(_) | Resolution::Repinned { .. } => (picked, true),
+            Resolution::NoMember => return Err(DropReason::NoServiceMember),
+        };
+        let Some(member) = index.and_then(|i| service.members.get(i)) else {
+            return Err(DropReason::NoServiceMember);
+        };
+        // In the general path's order: neighbour, headroom, then what the encapsulation
+        // refuses.
+        let outer = match &member.outer {
+            Ok(outer) => outer,
+            Err(DropReason::NoNeighbour) => return Err(DropReason::NoNeighbour),
+            Err(_) if pkt.headroom() < snap.tunnel_overhead() => {
+                return Err(DropReason::NoBufferRoom)
+            }
+            Err(reason) => return Err(*reason),
+        };
+        let overhead = usize::from(outer.overhead);
+        if pkt.headroom() < overhead {
+            return Err(DropReason::NoBufferRoom);
+        }
+
+        // Rewrite: drop the link padding, grow the front by the tunnel headers, and write
+        // Ethernet + outer IPv6 (+ options) over the old Ethernet header and the new room.
+        let ip_len = usize::from(plan.ip_len);
+        let padding = pkt.len() - ETH - ip_len;
+        if pkt.trim(padding).is_err() || pkt.prepend(overhead).is_err() {
+            return Err(DropReason::NoBufferRoom);
+        }
+        let data = pkt.data_mut();
+        let Some(headers) = data.get_mut(..ETH + overhead + ipv6::HEADER_LEN) else {
+            return Err(DropReason::MalformedIpv6);
+        };
+        let (headers, inner) = headers.split_at_mut(ETH + overhead);
+        let inner_word0 = u32::from_be_bytes([inner[0], inner[1], inner[2], inner[3]]);
+        headers[..OUTER_FIXED].copy_from_slice(&outer.bytes[..OUTER_FIXED]);
+        if let Some(options) = headers.get_mut(OUTER_FIXED..) {
+            options.copy_from_slice(&outer.bytes[OUTER_FIXED..ETH + overhead]);
+        }
+        let word0 = outer.word0 | (inner_word0 & outer.inner_tc_mask) | flow_label(plan.flow_hash);
+        headers[ETH..ETH + 4].copy_from_slice(&word0.to_be_bytes());
+        let payload_len = (overhead - ipv6::HEADER_LEN + ip_len) as u16;
+        headers[ETH + 4..ETH + 6].copy_from_slice(&payload_len.to_be_bytes());
+        inner[7] -= 1;
+
+        if let Some(t) = self.member_traffic.get_mut(usize::from(member.stats_slot)) {
+            t.fwd_packets += 1;
+            t.fwd_bytes += ip_len as u64;
+            t.new_flows += u64::from(new_flow);
+        }
+        Ok(member.id)
     }
 
     /// The affinity key of a packet to a service, its table probe, and the transport flow
@@ -2544,6 +2789,209 @@ mod tests {
             .sum();
         assert_eq!(c.get(Stat::TxBytes), tx_bytes as u64);
         assert!(c.is_consistent());
+    }
+
+    /// Runs `f` through `process` on the first worker and through a one-packet
+    /// `process_burst` on the second, checks they agree on everything, and returns the
+    /// verdict, the bytes and whether the burst took the fast path.
+    fn general_and_burst(
+        s: &Snapshot,
+        ws: &mut (Worker, Worker),
+        f: &[u8],
+        headroom: usize,
+    ) -> (Verdict, Vec<u8>, bool) {
+        let fast = ws.1.fast_plan(s, f, s.port(0).unwrap()).is_some();
+        let mut one = VecBuf::from_slice_with_room(f, headroom, 64);
+        let v = ws.0.process(s, &mut one, 0, now(), &mut Tx::new(1));
+        let mut bulk = vec![VecBuf::from_slice_with_room(f, headroom, 64)];
+        let mut verdicts = [Verdict::Exception];
+        ws.1.process_burst(s, &mut bulk, 0, now(), &mut Tx::new(1), &mut verdicts);
+        let out = one.into_vec();
+        assert_eq!(verdicts[0], v);
+        assert_eq!(bulk.pop().unwrap().into_vec(), out);
+        assert_eq!(ws.0.counters(), ws.1.counters());
+        assert_eq!(ws.0.affinity().counters(), ws.1.affinity().counters());
+        for slot in 0..16 {
+            assert_eq!(ws.0.member_traffic(slot), ws.1.member_traffic(slot));
+        }
+        (v, out, fast)
+    }
+
+    /// The fast path takes exactly the packets it should, and at each of its edges gives
+    /// what the general path gives.
+    #[test]
+    fn fast_path_edges_match_the_general_path() {
+        let udp = |src: &str, dst: &str, hop: u8, len: usize| {
+            let mut u = vec![0xc0, 0x01, 0x00, 0x35];
+            u.truncate(len);
+            u.extend((4..len).map(|i| i as u8));
+            ip6(a(src), a(dst), proto::UDP, hop, &u)
+        };
+        let s = snap();
+        let mut ws = (worker(), worker());
+        let mut padded = frame(&udp(CLIENT, SERVICE, 64, 8));
+        padded.extend_from_slice(&[0xee; 20]);
+        let mut group_mac = frame(&client_tcp(SERVICE, 1, 64, 100));
+        group_mac[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+        let mut truncated = frame(&client_tcp(SERVICE, 1, 64, 100));
+        truncated.truncate(100);
+        let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+            (
+                "tcp",
+                frame(&client_tcp(SERVICE, 1, 64, 100)),
+                true,
+                "forward",
+            ),
+            ("udp", frame(&udp(CLIENT, SERVICE, 64, 8)), true, "forward"),
+            (
+                "ports only",
+                frame(&udp(CLIENT, SERVICE, 64, 4)),
+                true,
+                "forward",
+            ),
+            (
+                "no ports",
+                frame(&udp(CLIENT, SERVICE, 64, 3)),
+                false,
+                "forward",
+            ),
+            ("padding", padded, true, "forward"),
+            (
+                "syn, flow",
+                frame(&client_tcp(FLOW_SERVICE, 2, 64, 100)),
+                true,
+                "forward",
+            ),
+            (
+                "hop 2",
+                frame(&client_tcp(SERVICE, 3, 2, 100)),
+                true,
+                "forward",
+            ),
+            (
+                "hop 1",
+                frame(&client_tcp(SERVICE, 3, 1, 100)),
+                false,
+                "icmp_error",
+            ),
+            (
+                "tunnel mtu",
+                frame(&client_tcp(SERVICE, 4, 64, 1460)),
+                true,
+                "forward",
+            ),
+            (
+                "over it",
+                frame(&client_tcp(SERVICE, 4, 64, 1461)),
+                false,
+                "icmp_error",
+            ),
+            (
+                "link-local",
+                frame(&udp("fe80::9", SERVICE, 64, 8)),
+                false,
+                "drop",
+            ),
+            (
+                "loopback",
+                frame(&udp("::1", SERVICE, 64, 8)),
+                false,
+                "drop",
+            ),
+            (
+                "unspecified",
+                frame(&udp("::", SERVICE, 64, 8)),
+                false,
+                "drop",
+            ),
+            ("ours", frame(&udp(TUNNEL, SERVICE, 64, 8)), false, "drop"),
+            (
+                "multicast",
+                frame(&udp("ff0e::1", SERVICE, 64, 8)),
+                false,
+                "drop",
+            ),
+            (
+                "no members",
+                frame(&udp(CLIENT, EMPTY_SERVICE, 64, 8)),
+                true,
+                "drop",
+            ),
+            (
+                "on-link",
+                frame(&udp(CLIENT, ONLINK_SERVICE, 64, 8)),
+                true,
+                "forward",
+            ),
+            (
+                "not a service",
+                frame(&udp(CLIENT, M1, 64, 8)),
+                false,
+                "drop",
+            ),
+            ("group mac", group_mac, false, "forward"),
+            ("truncated", truncated, false, "drop"),
+        ];
+        for (name, f, fast, verdict) in &cases {
+            let (v, _, took) = general_and_burst(&s, &mut ws, f, 128);
+            assert_eq!((took, v.name()), (*fast, *verdict), "{name}");
+        }
+        let (v, out, _) = general_and_burst(&s, &mut ws, &cases[4].1, 128);
+        assert_eq!(v.name(), "forward");
+        assert_eq!(out.len(), 14 + 40 + 48, "link padding removed");
+
+        // Too little headroom: the member is resolved, then the packet is dropped.
+        let (v, _, took) = general_and_burst(&s, &mut ws, &cases[0].1, 39);
+        assert_eq!((took, v), (true, Verdict::Drop(DropReason::NoBufferRoom)));
+
+        // No neighbour MAC for the members.
+        let s = snap_with(|sp| sp.ports[0].next_hop_mac = None);
+        let (v, _, took) = general_and_burst(&s, &mut ws, &cases[0].1, 128);
+        assert_eq!((took, v), (true, Verdict::Drop(DropReason::NoNeighbour)));
+
+        // A tunnel limit (48 octets of overhead) and a fixed traffic class.
+        let s = snap_with(|sp| {
+            sp.tunnel.encap_limit = Some(4);
+            sp.tunnel.traffic_class = TrafficClass::Fixed(0xb8);
+        });
+        for (len, fast) in [(100, true), (1452, true), (1453, false)] {
+            let f = frame(&client_tcp(SERVICE, 5, 64, len));
+            let (v, out, took) = general_and_burst(&s, &mut ws, &f, 128);
+            assert_eq!(took, fast, "{len}");
+            if fast {
+                assert_eq!(v.name(), "forward");
+                assert_eq!(&out[54..62], &[41, 0, 4, 1, 4, 1, 1, 0]);
+                assert_eq!(
+                    Ipv6Packet::new_checked(&out[14..]).unwrap().traffic_class(),
+                    0xb8
+                );
+            }
+        }
+
+        // A SYN whose five-tuple is pinned to a member that is now draining is re-picked;
+        // another segment of the flow stays.
+        let s = snap();
+        let mut ws = (worker(), worker());
+        let mut ack = client_tcp(FLOW_SERVICE, 7, 64, 100);
+        ack[40 + 13] = 0x10;
+        let (Verdict::Forward { member, .. }, _, true) =
+            general_and_burst(&s, &mut ws, &frame(&ack), 128)
+        else {
+            panic!("not forwarded on the fast path");
+        };
+        let draining = snap_with(|sp| {
+            for m in &mut sp.services[1].members {
+                if m.id == member {
+                    m.status = MemberStatus::Draining;
+                }
+            }
+        });
+        let (v, _, _) = general_and_burst(&draining, &mut ws, &frame(&ack), 128);
+        assert!(matches!(v, Verdict::Forward { member: m, .. } if m == member));
+        let syn = frame(&client_tcp(FLOW_SERVICE, 7, 64, 100));
+        let (v, _, took) = general_and_burst(&draining, &mut ws, &syn, 128);
+        assert!(took);
+        assert!(matches!(v, Verdict::Forward { member: m, .. } if m != member));
     }
 
     fn arbitrary_frame() -> impl Strategy<Value = Vec<u8>> {

@@ -17,11 +17,14 @@
 
 use std::net::Ipv6Addr;
 
-use anycast6_wire::ethernet::MacAddr;
-use anycast6_wire::ipv6;
+use anycast6_wire::checksum::proto;
+use anycast6_wire::ethernet::{self, EtherType, EthernetFrame, MacAddr};
+use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use anycast6_wire::ipv6ext::{EncapLimitDestOpts, Ipv6OptionsHeader};
 use anycast6_wire::tunnel::{self, TrafficClass};
 
 use super::affinity::{MemberRef, MemberState};
+use super::counters::DropReason;
 use super::maglev::{MaglevError, MaglevMember, MaglevTable};
 
 /// How a service keys its affinity table (ARCHITECTURE.md §3).
@@ -206,6 +209,93 @@ pub struct Member {
     pub status: MemberStatus,
     pub mac: Option<MacAddr>,
     pub stats_slot: u16,
+    /// The headers the forward path puts in front of a client packet tunnelled to this
+    /// member, or why it cannot ([`OuterHeaders::for_member`]).
+    pub outer: Result<OuterHeaders, DropReason>,
+}
+
+/// Longest header block [`OuterHeaders`] holds: Ethernet, the outer IPv6 header and the
+/// tunnel's Destination Options header with the Tunnel Encapsulation Limit.
+pub const OUTER_HEADERS_MAX: usize = ethernet::HEADER_LEN + tunnel::MAX_OVERHEAD;
+
+/// The Ethernet header, outer IPv6 header and (with a tunnel encapsulation limit) the
+/// Destination Options header of every packet tunnelled to one member, written once per
+/// snapshot by the same emitters as the per-packet path. Three fields vary per packet and
+/// are left to fill in: the traffic class when copied from the inner packet, the Flow Label
+/// and the Payload Length (pipeline.rs, "Fast path").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OuterHeaders {
+    /// The headers; the first `ETHERNET + overhead` octets are used.
+    pub bytes: [u8; OUTER_HEADERS_MAX],
+    /// Octets the tunnel adds in front of the inner packet: 40, or 48 with the option.
+    pub overhead: u8,
+    /// The outer header's first word (version, traffic class, flow label) without the flow
+    /// label, and without the traffic class when it is copied from the inner packet.
+    pub word0: u32,
+    /// The bits of the inner packet's first word that go into the outer one: its traffic
+    /// class (`0x0ff0_0000`) for [`TrafficClass::CopyInner`], else 0.
+    pub inner_tc_mask: u32,
+}
+
+impl OuterHeaders {
+    /// The headers for a member with care-of address `care_of` and next-hop MAC `dst_mac`
+    /// behind a port with MAC `src_mac`, for client packets that carry no Tunnel
+    /// Encapsulation Limit of their own (RFC 2473 §5.1 (d): the tunnel's limit, if any).
+    /// `Err` is the drop reason the per-packet path gives every packet for this member:
+    /// no neighbour MAC, or a tunnel the encapsulation refuses (its own address as the
+    /// exit point, or hop limit 0; validation keeps both out of a snapshot).
+    pub fn for_member(
+        tunnel_spec: &TunnelSpec,
+        care_of: Ipv6Addr,
+        dst_mac: Option<MacAddr>,
+        src_mac: MacAddr,
+    ) -> Result<OuterHeaders, DropReason> {
+        let dst_mac = dst_mac.ok_or(DropReason::NoNeighbour)?;
+        if tunnel_spec.address == care_of || tunnel_spec.hop_limit == 0 {
+            return Err(DropReason::MalformedIpv6);
+        }
+        let mut bytes = [0u8; OUTER_HEADERS_MAX];
+        let (eth, rest) = bytes.split_at_mut(ethernet::HEADER_LEN);
+        let mut frame = EthernetFrame::new_unchecked(eth);
+        frame.set_dst_addr(dst_mac);
+        frame.set_src_addr(src_mac);
+        frame.set_ethertype(EtherType::Ipv6);
+        let (outer, options) = rest.split_at_mut(ipv6::HEADER_LEN);
+        let (next_header, overhead) = match tunnel_spec.encap_limit {
+            Some(limit) => {
+                EncapLimitDestOpts {
+                    next_header: proto::IPV6,
+                    limit,
+                }
+                .emit(&mut Ipv6OptionsHeader::new_unchecked(options))
+                .map_err(|_| DropReason::MalformedIpv6)?;
+                (proto::DEST_OPTS, tunnel::MAX_OVERHEAD)
+            }
+            None => (proto::IPV6, ipv6::HEADER_LEN),
+        };
+        let (traffic_class, inner_tc_mask) = match tunnel_spec.traffic_class {
+            TrafficClass::CopyInner => (0, 0x0ff0_0000),
+            TrafficClass::Fixed(tc) => (tc, 0),
+        };
+        Ipv6Repr {
+            src: tunnel_spec.address,
+            dst: care_of,
+            next_header,
+            payload_len: 0,
+            hop_limit: tunnel_spec.hop_limit,
+            traffic_class,
+            flow_label: 0,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut *outer))
+        .map_err(|_| DropReason::MalformedIpv6)?;
+        let word0 = u32::from_be_bytes([outer[0], outer[1], outer[2], outer[3]]);
+        Ok(OuterHeaders {
+            bytes,
+            overhead: overhead as u8,
+            word0,
+            inner_tc_mask,
+        })
+    }
 }
 
 impl Member {
@@ -228,37 +318,61 @@ pub struct Service {
     /// Sorted by id; the Maglev table indexes this vector.
     pub members: Vec<Member>,
     pub maglev: MaglevTable,
+    /// The longest client packet (IPv6, without its own Tunnel Encapsulation Limit) that
+    /// fits the tunnel to this service's port unfragmented: its link MTU minus the tunnel's
+    /// overhead (RFC 2473 §6.7).
+    pub tunnel_mtu: usize,
 }
 
 impl Service {
+    /// The position of the member with this id in [`Service::members`].
+    #[inline]
+    pub fn member_position(&self, id: u32) -> Option<usize> {
+        self.members.binary_search_by_key(&id, |m| m.id).ok()
+    }
+
     /// The member with this id.
     #[inline]
     pub fn member_by_id(&self, id: u32) -> Option<&Member> {
-        self.members
-            .binary_search_by_key(&id, |m| m.id)
-            .ok()
-            .map(|i| &self.members[i])
+        self.member_position(id).map(|i| &self.members[i])
     }
 
     /// What the affinity table should do with a flow pinned to `pin`: another incarnation,
     /// a down member or an unknown id all count as gone.
     #[inline]
     pub fn member_state(&self, pin: MemberRef) -> MemberState {
-        match self.member_by_id(pin.id) {
-            Some(m) if m.epoch == pin.epoch => match m.status {
-                MemberStatus::Active => MemberState::Active,
-                MemberStatus::Draining => MemberState::Draining,
-                MemberStatus::Down => MemberState::Gone,
-            },
-            _ => MemberState::Gone,
+        self.pinned(pin).0
+    }
+
+    /// [`Service::member_state`], and the position in [`Service::members`] of the member
+    /// with the pin's id when it is that incarnation.
+    #[inline]
+    pub fn pinned(&self, pin: MemberRef) -> (MemberState, Option<usize>) {
+        match self.member_position(pin.id) {
+            Some(i) if self.members[i].epoch == pin.epoch => {
+                let state = match self.members[i].status {
+                    MemberStatus::Active => MemberState::Active,
+                    MemberStatus::Draining => MemberState::Draining,
+                    MemberStatus::Down => MemberState::Gone,
+                };
+                (state, Some(i))
+            }
+            _ => (MemberState::Gone, None),
         }
     }
 
     /// The member Maglev picks for a new flow with this hash (active members only).
     #[inline]
     pub fn pick(&self, flow_hash: u64) -> Option<MemberRef> {
-        let index = self.maglev.lookup(flow_hash)?;
-        self.members.get(index.get()).map(Member::member_ref)
+        self.pick_index(flow_hash)
+            .map(|i| self.members[i].member_ref())
+    }
+
+    /// [`Service::pick`] as a position in [`Service::members`].
+    #[inline]
+    pub fn pick_index(&self, flow_hash: u64) -> Option<usize> {
+        let index = self.maglev.lookup(flow_hash)?.get();
+        (index < self.members.len()).then_some(index)
     }
 }
 
@@ -361,6 +475,12 @@ impl Snapshot {
                     status: m.status,
                     mac: m.mac,
                     stats_slot: m.stats_slot,
+                    outer: OuterHeaders::for_member(
+                        &spec.tunnel,
+                        m.care_of,
+                        m.mac.or(ports[usize::from(s.port)].next_hop_mac),
+                        ports[usize::from(s.port)].mac,
+                    ),
                 })
                 .collect();
             members.sort_unstable_by_key(|m| m.id);
@@ -429,6 +549,8 @@ impl Snapshot {
                 port: s.port,
                 members,
                 maglev,
+                tunnel_mtu: usize::from(ports[usize::from(s.port)].link_mtu)
+                    - overhead_of(&spec.tunnel),
             });
         }
         reverse.sort_unstable();
@@ -523,11 +645,7 @@ impl Snapshot {
     /// Octets the tunnel adds to a packet that carries no encapsulation limit of its own.
     #[inline]
     pub fn tunnel_overhead(&self) -> usize {
-        if self.tunnel.encap_limit.is_some() {
-            tunnel::MAX_OVERHEAD
-        } else {
-            ipv6::HEADER_LEN
-        }
+        overhead_of(&self.tunnel)
     }
 
     /// The tunnel MTU of a port: its link MTU minus the configured tunnel overhead
@@ -535,6 +653,15 @@ impl Snapshot {
     pub fn tunnel_mtu(&self, port: u16) -> Option<usize> {
         self.port(port)
             .map(|p| usize::from(p.link_mtu) - self.tunnel_overhead())
+    }
+}
+
+/// Octets `tunnel` adds to a packet that carries no encapsulation limit of its own.
+fn overhead_of(tunnel: &TunnelSpec) -> usize {
+    if tunnel.encap_limit.is_some() {
+        tunnel::MAX_OVERHEAD
+    } else {
+        ipv6::HEADER_LEN
     }
 }
 
