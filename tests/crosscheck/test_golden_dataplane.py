@@ -168,6 +168,9 @@ def test_dpdk_counters_match_the_traffic(golden):
     drops = sum(v for k, v in c.items() if k.startswith("drop_"))
     assert c["rx_packets"] == c["forwarded"] + c["reversed"] + c["exceptions"] + drops
     assert c["control_replies"] == 2
+    # Every forwarded packet looked its flow up once; the table had room for all of them.
+    assert c["affinity_hits"] + c["affinity_misses"] >= c["forwarded"] > 0
+    assert c["affinity_misses"] > 0 and c["affinity_evictions"] == 0
     assert c["port.uplink"]["opackets"] == len(golden["dpdk"])
 
 

@@ -145,6 +145,17 @@ named_enum! {
         /// ICMPv6 errors RFC 4443 §2.4(e) forbids (about an error, to a multicast, anycast
         /// or unspecified source, ...).
         IcmpNotAllowed => "icmp_not_allowed",
+        /// Affinity lookups that found a live entry (the worker's table, `affinity.rs`).
+        AffinityHits => "affinity_hits",
+        /// Affinity lookups that found none: new flows, and flows idle past the timeout.
+        AffinityMisses => "affinity_misses",
+        /// Live affinity entries evicted to make room: flows the table was too small to
+        /// remember (`dataplane.affinity_capacity`).
+        AffinityEvictions => "affinity_evictions",
+        /// Idle affinity entries reclaimed.
+        AffinityExpirations => "affinity_expirations",
+        /// Affinity entries moved to their other bucket to make room for a new flow.
+        AffinityRelocations => "affinity_relocations",
     }
 }
 
@@ -179,6 +190,12 @@ impl Counters {
     #[inline]
     pub fn add_drop(&mut self, reason: DropReason) {
         self.drops[reason.index()] += 1;
+    }
+
+    /// Sets a stat (one kept elsewhere and copied in).
+    #[inline]
+    pub fn set(&mut self, stat: Stat, value: u64) {
+        self.stats[stat.index()] = value;
     }
 
     /// A stat's value.

@@ -840,7 +840,20 @@ impl Worker {
             }
         }
         self.staged = staged;
+        self.copy_table_counters();
         n
+    }
+
+    /// Copies the affinity table's counters into the worker's (once per burst, or per
+    /// packet for [`Worker::process`]).
+    #[inline]
+    fn copy_table_counters(&mut self) {
+        let t = *self.affinity.counters();
+        self.counters.set(Stat::AffinityHits, t.hits);
+        self.counters.set(Stat::AffinityMisses, t.misses);
+        self.counters.set(Stat::AffinityEvictions, t.evictions);
+        self.counters.set(Stat::AffinityExpirations, t.expirations);
+        self.counters.set(Stat::AffinityRelocations, t.relocations);
     }
 
     /// Judges one received frame and rewrites it in place as the verdict says (the same
@@ -858,6 +871,7 @@ impl Worker {
         let stage = self.classify(snap, pkt.data(), rx_port);
         let verdict = self.act(snap, pkt, rx_port, now, extra, &stage);
         self.count_verdict(verdict, pkt.len());
+        self.copy_table_counters();
         verdict
     }
 
@@ -2781,6 +2795,10 @@ mod tests {
         assert_eq!(&c, w.counters());
         assert_eq!(c.get(Stat::RxPackets), 5);
         assert_eq!(c.get(Stat::TxPackets), 3);
+        // One affinity lookup (the forwarded packet's: a new flow), copied from the table.
+        assert_eq!(c.get(Stat::AffinityMisses), 1);
+        assert_eq!(c.get(Stat::AffinityHits), 0);
+        assert_eq!(c.get(Stat::AffinityMisses), w.affinity().counters().misses);
         let tx_bytes: usize = pkts
             .iter()
             .zip(&verdicts)
