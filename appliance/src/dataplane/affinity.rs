@@ -619,7 +619,8 @@ impl AffinityTable {
     ) -> InsertOutcome {
         let (buckets, tag) = (probe.buckets, probe.tag);
         let (mut entry, mut outcome) = self.victim(buckets, now);
-        if outcome == InsertOutcome::Evicted {
+        // A full table has no empty way anywhere: skip the 16 reads that could only fail.
+        if outcome == InsertOutcome::Evicted && self.len < self.capacity() {
             if let Some(freed) = self.relocate_one(buckets) {
                 (entry, outcome) = (freed, InsertOutcome::Inserted);
             }
@@ -640,7 +641,8 @@ impl AffinityTable {
     /// Both candidate buckets are full of live entries: moves one of their entries to its
     /// own other bucket if that has an empty way (one step of cuckoo displacement), and
     /// returns the way it left. Reads up to 16 more metadata lines, on inserts into a full
-    /// pair of buckets only.
+    /// pair of buckets of a table that is not full. (Only empty ways are taken: an expired
+    /// entry in the other bucket is left for a lookup or insert there to reclaim.)
     fn relocate_one(&mut self, buckets: [usize; 2]) -> Option<usize> {
         for bucket in buckets {
             for way in 0..WAYS {
@@ -1444,6 +1446,279 @@ mod tests {
                 }
                 // Expired entries linger in both until touched, so the counts agree exactly.
                 prop_assert_eq!(table.len(), model.len());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // The insert policy (first bucket first, one relocation step) under
+    // heavy collisions, against a model that allows exactly the losses the table reports.
+    // ---------------------------------------------------------------------------------
+
+    #[derive(Debug, Clone)]
+    enum PolicyOp {
+        Insert(u8, u32),
+        Lookup(u8),
+        Remove(u8),
+        Resolve(u8, u32, bool),
+        Advance(u32),
+    }
+
+    fn policy_op(keys: u8) -> impl Strategy<Value = PolicyOp> {
+        prop_oneof![
+            4 => (0..keys, any::<u32>()).prop_map(|(k, v)| PolicyOp::Insert(k, v)),
+            2 => (0..keys).prop_map(PolicyOp::Lookup),
+            1 => (0..keys).prop_map(PolicyOp::Remove),
+            2 => (0..keys, any::<u32>(), any::<bool>())
+                .prop_map(|(k, v, some)| PolicyOp::Resolve(k, v, some)),
+            1 => (0..60u32).prop_map(PolicyOp::Advance),
+        ]
+    }
+
+    /// Every occupied way: key -> (member, last seen, entry index).
+    fn contents(t: &AffinityTable) -> HashMap<FlowKey, (MemberRef, u32, usize)> {
+        let mut out = HashMap::new();
+        for (bucket, meta) in t.meta.iter().enumerate() {
+            for way in 0..WAYS {
+                if meta.tags[way] == EMPTY_TAG {
+                    continue;
+                }
+                let entry = bucket * WAYS + way;
+                let slot = t.slots[entry];
+                let previous = out.insert(slot.key, (slot.member, meta.last_seen[way], entry));
+                assert!(previous.is_none(), "{:?} held twice", slot.key);
+            }
+        }
+        out
+    }
+
+    /// Whether an insert of a new key with these candidate buckets finds room without
+    /// evicting a live entry: an empty way, an expired entry, or an entry of either bucket
+    /// whose other bucket has an empty way.
+    fn has_room(t: &AffinityTable, buckets: [usize; 2], now: u32) -> bool {
+        buckets.iter().any(|&b| {
+            (0..WAYS).any(|w| {
+                let tag = t.meta[b].tags[w];
+                if tag == EMPTY_TAG || t.expired(now, t.meta[b].last_seen[w]) {
+                    return true;
+                }
+                let other = t.alternate(b, tag);
+                other != b && t.meta[other].tags.contains(&EMPTY_TAG)
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Heavy collisions (few distinct hashes, several buckets, more keys than ways):
+        /// after every operation the table holds exactly the model's entries, except the one
+        /// an insert reports it evicted (live) or reclaimed (expired); each entry sits in
+        /// one of its key's candidate buckets under its key's tag; `len` counts the occupied
+        /// ways; an entry moves only by a counted relocation and keeps its member and
+        /// last-seen time; nothing live is evicted while a relocation would make room; and
+        /// every counter matches the model's count.
+        #[test]
+        fn insert_policy_matches_a_lossy_model(
+            capacity in prop_oneof![Just(16usize), Just(32), Just(64)],
+            classes in 1u64..8,
+            collide in any::<bool>(),
+            keys in 9u8..48,
+            ops in proptest::collection::vec(policy_op(48), 1..300),
+        ) {
+            const TIMEOUT: u32 = 100;
+            let mut t = AffinityTable::new(capacity, TIMEOUT).unwrap();
+            let hash = |k: u8| {
+                let k = u32::from(k % keys);
+                if collide {
+                    (u64::from(k) % classes).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x55
+                } else {
+                    key(k).software_hash()
+                }
+            };
+            let fk = |k: u8| key(u32::from(k % keys));
+            let mut model: HashMap<FlowKey, (MemberRef, u32)> = HashMap::new();
+            let mut want = AffinityCounters::default();
+            let mut now = 1000u32;
+            let live = |seen: u32, now: u32| now.wrapping_sub(seen) <= TIMEOUT;
+            for op in ops {
+                let op_key = op.clone();
+                let before = contents(&t);
+                let relocations_before = t.counters().relocations;
+                // Which key an insert of a new key may displace, and whether it may evict.
+                let mut new_key_room: Option<bool> = None;
+                match op {
+                    PolicyOp::Insert(k, v) => {
+                        let (key, h) = (fk(k), hash(k));
+                        let present = model.contains_key(&key);
+                        if !present {
+                            new_key_room = Some(has_room(&t, t.probe(h).buckets, now));
+                        }
+                        let outcome = t.insert(&key, h, m(v), now);
+                        if present {
+                            prop_assert_eq!(outcome, InsertOutcome::Updated);
+                            want.updates += 1;
+                        } else {
+                            prop_assert_ne!(outcome, InsertOutcome::Updated);
+                            want.inserts += 1;
+                        }
+                        match outcome {
+                            InsertOutcome::Evicted => {
+                                prop_assert_eq!(new_key_room, Some(false), "evicted with room");
+                                want.evictions += 1;
+                            }
+                            InsertOutcome::ReplacedExpired => want.expirations += 1,
+                            _ => {}
+                        }
+                        model.insert(key, (m(v), now));
+                        let after = contents(&t);
+                        let lost: Vec<FlowKey> =
+                            model.keys().filter(|k| !after.contains_key(k)).copied().collect();
+                        match outcome {
+                            InsertOutcome::Evicted | InsertOutcome::ReplacedExpired => {
+                                prop_assert_eq!(lost.len(), 1, "{:?}", outcome);
+                                let (_, seen) = model.remove(&lost[0]).unwrap();
+                                prop_assert_eq!(
+                                    live(seen, now),
+                                    outcome == InsertOutcome::Evicted
+                                );
+                                prop_assert_ne!(lost[0], key);
+                            }
+                            _ => prop_assert!(lost.is_empty(), "{:?} lost {:?}", outcome, lost),
+                        }
+                    }
+                    PolicyOp::Lookup(k) => {
+                        let (key, h) = (fk(k), hash(k));
+                        let got = t.lookup(&key, h, now);
+                        let expect = match model.get(&key).copied() {
+                            Some((member, seen)) if live(seen, now) => {
+                                model.insert(key, (member, now));
+                                want.hits += 1;
+                                Some(AffinityEntry { member, last_seen: seen })
+                            }
+                            Some(_) => {
+                                model.remove(&key);
+                                want.misses += 1;
+                                want.expirations += 1;
+                                None
+                            }
+                            None => {
+                                want.misses += 1;
+                                None
+                            }
+                        };
+                        prop_assert_eq!(got, expect);
+                    }
+                    PolicyOp::Remove(k) => {
+                        let (key, h) = (fk(k), hash(k));
+                        let got = t.remove(&key, h, now);
+                        let expect = match model.remove(&key) {
+                            Some((member, seen)) if live(seen, now) => {
+                                Some(AffinityEntry { member, last_seen: seen })
+                            }
+                            Some(_) => {
+                                want.expirations += 1;
+                                None
+                            }
+                            None => None,
+                        };
+                        prop_assert_eq!(got, expect);
+                    }
+                    PolicyOp::Resolve(k, v, some) => {
+                        let (key, h) = (fk(k), hash(k));
+                        // Odd member ids are gone, even ones active.
+                        let state = |r: MemberRef| {
+                            if r.id % 2 == 1 { MemberState::Gone } else { MemberState::Active }
+                        };
+                        let pick = m(v & !1);
+                        let pinned = model.get(&key).copied().filter(|&(_, seen)| live(seen, now));
+                        if pinned.is_none() && some {
+                            new_key_room = Some(has_room(&t, t.probe(h).buckets, now));
+                        }
+                        if model.contains_key(&key) && pinned.is_none() {
+                            // Expired: the lookup reclaims it.
+                            model.remove(&key);
+                            want.expirations += 1;
+                        }
+                        let got = t.resolve(&key, h, now, state, || some.then_some(pick));
+                        let expect = match pinned {
+                            Some((member, _)) if state(member) == MemberState::Active => {
+                                want.hits += 1;
+                                model.insert(key, (member, now));
+                                Resolution::Sticky(member)
+                            }
+                            Some((previous, _)) => {
+                                want.hits += 1;
+                                if some {
+                                    want.updates += 1;
+                                    model.insert(key, (pick, now));
+                                    Resolution::Repinned { previous, member: pick }
+                                } else {
+                                    model.remove(&key);
+                                    Resolution::NoMember
+                                }
+                            }
+                            None => {
+                                want.misses += 1;
+                                if some {
+                                    want.inserts += 1;
+                                    model.insert(key, (pick, now));
+                                    Resolution::New(pick)
+                                } else {
+                                    Resolution::NoMember
+                                }
+                            }
+                        };
+                        prop_assert_eq!(got, expect);
+                        // An insert of the new pin may have taken one other entry's way.
+                        let after = contents(&t);
+                        let lost: Vec<FlowKey> =
+                            model.keys().filter(|k| !after.contains_key(k)).copied().collect();
+                        prop_assert!(lost.len() <= 1, "{:?}", lost);
+                        for k in &lost {
+                            prop_assert_ne!(*k, key);
+                            let (_, seen) = model.remove(k).unwrap();
+                            if live(seen, now) {
+                                prop_assert_eq!(new_key_room, Some(false), "evicted with room");
+                                want.evictions += 1;
+                            } else {
+                                want.expirations += 1;
+                            }
+                        }
+                    }
+                    PolicyOp::Advance(dt) => now = now.wrapping_add(dt),
+                }
+                let after = contents(&t);
+                prop_assert_eq!(t.len(), after.len());
+                for (key, &(member, seen, entry)) in &after {
+                    let got = model.get(key).copied();
+                    prop_assert_eq!(got, Some((member, seen)), "{:?}", key);
+                    let probe = t.probe(hash(
+                        (0..keys).find(|&k| fk(k) == *key).unwrap(),
+                    ));
+                    prop_assert!(probe.buckets.contains(&(entry / WAYS)));
+                    prop_assert_eq!(t.meta[entry / WAYS].tags[entry % WAYS], probe.tag);
+                }
+                prop_assert_eq!(after.len(), model.len());
+                // The key operated on may be reclaimed and re-inserted elsewhere; any other
+                // key moves only by relocation.
+                let operated = match op_key {
+                    PolicyOp::Insert(k, _)
+                    | PolicyOp::Lookup(k)
+                    | PolicyOp::Remove(k)
+                    | PolicyOp::Resolve(k, _, _) => Some(fk(k)),
+                    PolicyOp::Advance(_) => None,
+                };
+                let moved = before
+                    .iter()
+                    .filter(|(k, _)| Some(**k) != operated)
+                    .filter(|(k, &(_, _, e))| after.get(k).is_some_and(|&(_, _, f)| f != e))
+                    .count() as u64;
+                let relocated = t.counters().relocations - relocations_before;
+                prop_assert!(relocated <= 1);
+                prop_assert_eq!(moved, relocated);
+                want.relocations = t.counters().relocations;
+                prop_assert_eq!(*t.counters(), want);
             }
         }
     }

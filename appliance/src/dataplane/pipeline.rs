@@ -1119,7 +1119,11 @@ impl Worker {
         // Ethernet + outer IPv6 (+ options) over the old Ethernet header and the new room.
         let ip_len = usize::from(plan.ip_len);
         let padding = pkt.len() - ETH - ip_len;
-        if pkt.trim(padding).is_err() || pkt.prepend(overhead).is_err() {
+        // The general path's reasons, should either ever fail.
+        if pkt.trim(padding).is_err() {
+            return Err(DropReason::MalformedIpv6);
+        }
+        if pkt.prepend(overhead).is_err() {
             return Err(DropReason::NoBufferRoom);
         }
         let data = pkt.data_mut();
@@ -3012,6 +3016,36 @@ mod tests {
         assert!(matches!(v, Verdict::Forward { member: m, .. } if m != member));
     }
 
+    /// `frames` through `process` on the first worker, one at a time, and through one
+    /// `process_burst` on the second: the single results, then the burst's verdicts,
+    /// buffers and count.
+    #[allow(clippy::type_complexity)]
+    fn one_by_one_and_burst(
+        s: &Snapshot,
+        frames: &[Vec<u8>],
+        headroom: usize,
+        rx_port: u16,
+        now: Tick,
+        (one, tx_one): (&mut Worker, &mut Tx),
+        (bulk, tx_bulk): (&mut Worker, &mut Tx),
+    ) -> (Vec<(Verdict, Vec<u8>)>, Vec<Verdict>, Vec<VecBuf>, usize) {
+        let singles = frames
+            .iter()
+            .map(|f| {
+                let mut b = VecBuf::from_slice_with_room(f, headroom, 64);
+                let v = one.process(s, &mut b, rx_port, now, tx_one);
+                (v, b.into_vec())
+            })
+            .collect();
+        let mut bufs: Vec<VecBuf> = frames
+            .iter()
+            .map(|f| VecBuf::from_slice_with_room(f, headroom, 64))
+            .collect();
+        let mut verdicts = vec![Verdict::Exception; frames.len() + 3];
+        let n = bulk.process_burst(s, &mut bufs, rx_port, now, tx_bulk, &mut verdicts);
+        (singles, verdicts, bufs, n)
+    }
+
     fn arbitrary_frame() -> impl Strategy<Value = Vec<u8>> {
         let raw = proptest::collection::vec(any::<u8>(), 0..200);
         let dsts = prop_oneof![
@@ -3078,20 +3112,9 @@ mod tests {
             });
             let (mut one, mut bulk) = (worker(), worker());
             let (mut tx_one, mut tx_bulk) = (Tx::new(100), Tx::new(100));
-            let singles: Vec<(Verdict, Vec<u8>)> = frames
-                .iter()
-                .map(|f| {
-                    let mut b = VecBuf::from_slice_with_room(f, headroom, 64);
-                    let v = one.process(&s, &mut b, 0, now(), &mut tx_one);
-                    (v, b.into_vec())
-                })
-                .collect();
-            let mut bufs: Vec<VecBuf> = frames
-                .iter()
-                .map(|f| VecBuf::from_slice_with_room(f, headroom, 64))
-                .collect();
-            let mut verdicts = vec![Verdict::Exception; frames.len() + 3];
-            let n = bulk.process_burst(&s, &mut bufs, 0, now(), &mut tx_bulk, &mut verdicts);
+            let (singles, verdicts, bufs, n) = one_by_one_and_burst(
+                &s, &frames, headroom, 0, now(), (&mut one, &mut tx_one), (&mut bulk, &mut tx_bulk),
+            );
             prop_assert_eq!(n, frames.len());
             for (i, ((v, out), (bv, b))) in singles.iter().zip(verdicts.iter().zip(bufs)).enumerate() {
                 prop_assert_eq!(v, bv, "packet {}", i);
@@ -3220,5 +3243,329 @@ mod tests {
         // No Next Header: no upper layer.
         let chain = ExtHeaderChain::walk(proto::NO_NEXT_HEADER, &[1, 2, 3]).expect("walks");
         assert_eq!(ChainSummary::of(&chain).upper_layer_bytes(&[1, 2, 3]), None);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Frames aimed at the fast path's edges, over changing snapshots, time,
+    // headroom and a small affinity table; bursts against packets one by one.
+    // ---------------------------------------------------------------------------------
+
+    /// One frame built around the fast path's checks, each field near one of its edges.
+    #[derive(Debug, Clone)]
+    struct EdgeFrame {
+        dst_mac: u8,
+        src_mac_group: bool,
+        ethertype: u16,
+        version: u8,
+        word0: u32,
+        src: u8,
+        client: u8,
+        dst: u8,
+        next_header: u8,
+        hop: u8,
+        /// 0: short payload `short`; 1: the tunnel MTU plus `edge`; 2: big.
+        size: u8,
+        short: usize,
+        edge: i8,
+        ports: (u8, u8),
+        flags: u8,
+        padding: usize,
+        cut: usize,
+        payload_len_delta: i8,
+    }
+
+    fn edge_frame() -> impl Strategy<Value = EdgeFrame> {
+        (
+            (
+                prop_oneof![8 => Just(0u8), 1 => Just(1), 1 => Just(2), 1 => Just(3)],
+                prop::bool::weighted(0.05),
+                prop_oneof![20 => Just(0x86ddu16), 1 => Just(0x8100), 1 => Just(0x0800)],
+                prop_oneof![20 => Just(6u8), 1 => Just(4), 1 => Just(7)],
+                any::<u32>(),
+                0u8..16,
+                0u8..4,
+                prop_oneof![6 => 0u8..4, 1 => 4u8..7],
+            ),
+            (
+                prop_oneof![
+                    8 => Just(proto::TCP),
+                    8 => Just(proto::UDP),
+                    1 => Just(proto::ICMPV6),
+                    1 => Just(0u8),
+                    1 => Just(60),
+                    1 => Just(132),
+                    1 => Just(135)
+                ],
+                prop_oneof![Just(0u8), Just(1), Just(2), Just(64), Just(255)],
+                prop_oneof![6 => Just(0u8), 2 => Just(1), 1 => Just(2)],
+                0usize..64,
+                -3i8..=3,
+                (0u8..3, 0u8..3),
+                prop_oneof![
+                    Just(0x02u8),
+                    Just(0x12),
+                    Just(0x10),
+                    Just(0x03),
+                    any::<u8>()
+                ],
+                prop_oneof![4 => Just(0usize), 1 => 1usize..40],
+                prop_oneof![8 => Just(0usize), 1 => 1usize..12],
+                prop_oneof![10 => Just(0i8), 1 => -4i8..=4],
+            ),
+        )
+            .prop_map(
+                |(
+                    (dst_mac, src_mac_group, ethertype, version, word0, src, client, dst),
+                    (next_header, hop, size, short, edge, ports, flags, padding, cut, delta),
+                )| EdgeFrame {
+                    dst_mac,
+                    src_mac_group,
+                    ethertype,
+                    version,
+                    word0,
+                    src,
+                    client,
+                    dst,
+                    next_header,
+                    hop,
+                    size,
+                    short,
+                    edge,
+                    ports,
+                    flags,
+                    padding,
+                    cut,
+                    payload_len_delta: delta,
+                },
+            )
+    }
+
+    const EDGE_SERVICES: [&str; 7] = [
+        SERVICE,
+        FLOW_SERVICE,
+        ONLINK_SERVICE,
+        "2001:db8:100::5",
+        EMPTY_SERVICE,
+        M1,
+        TUNNEL,
+    ];
+
+    impl EdgeFrame {
+        fn bytes(&self, snap: &Snapshot, port_mac: MacAddr) -> Vec<u8> {
+            let src = match self.src {
+                0..=8 => {
+                    let mut c = a(CLIENT).octets();
+                    c[15] = self.client;
+                    c[14] = self.src;
+                    Ipv6Addr::from(c)
+                }
+                9 => a("fe80::9"),
+                10 => a("febf:ffff::1"),
+                11 => a("fec0::1"),
+                12 => [a("::1"), a("::"), a("::2")][usize::from(self.client % 3)],
+                13 => a("ff0e::1"),
+                14 => [a(TUNNEL), a("fe80::1")][usize::from(self.client % 2)],
+                _ => [a(SERVICE), a(M1)][usize::from(self.client % 2)],
+            };
+            let dst = a(EDGE_SERVICES[usize::from(self.dst)]);
+            let tunnel_mtu = snap
+                .service_by_address(u128::from(dst))
+                .and_then(|i| snap.service(i))
+                .map_or(1460, |s| s.tunnel_mtu);
+            let payload_len = match self.size {
+                0 => self.short,
+                1 => (tunnel_mtu as isize - 40 + isize::from(self.edge)).max(0) as usize,
+                _ => 1400 + self.short * 3,
+            };
+            let mut payload: Vec<u8> = (0..payload_len).map(|i| (i * 7) as u8).collect();
+            let ports = [
+                1000u16 + u16::from(self.ports.0),
+                80 + u16::from(self.ports.1),
+            ];
+            for (i, b) in [ports[0].to_be_bytes(), ports[1].to_be_bytes()]
+                .concat()
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(p) = payload.get_mut(i) {
+                    *p = b;
+                }
+            }
+            if let Some(f) = payload.get_mut(13) {
+                *f = self.flags;
+            }
+            let mut ip = ip6(src, dst, self.next_header, self.hop, &payload);
+            let w0 = (u32::from(self.version) << 28) | (self.word0 & 0x0fff_ffff);
+            ip[..4].copy_from_slice(&w0.to_be_bytes());
+            let announced = (payload_len as isize + isize::from(self.payload_len_delta))
+                .clamp(0, 0xffff) as u16;
+            ip[4..6].copy_from_slice(&announced.to_be_bytes());
+            let dst_mac = match self.dst_mac {
+                0 => port_mac,
+                1 => MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+                2 => MacAddr([0xff; 6]),
+                _ => MacAddr([2, 0, 0, 0, 0, 9]),
+            };
+            let mut src_mac = ROUTER_MAC;
+            if self.src_mac_group {
+                src_mac.0[0] |= 1;
+            }
+            let mut f = eth(dst_mac, src_mac, self.ethertype, &ip);
+            f.extend((0..self.padding).map(|i| 0xa0 ^ i as u8));
+            let cut = self.cut.min(f.len());
+            f.truncate(f.len() - cut);
+            f
+        }
+    }
+
+    /// A snapshot variant: MTUs, tunnel options, member states and MACs, and a second port.
+    #[derive(Debug, Clone)]
+    struct EdgeSnap {
+        mtu: u16,
+        mtu2: u16,
+        encap_limit: Option<u8>,
+        fixed_tc: Option<u8>,
+        next_hop: bool,
+        m1_mac: bool,
+        m2: u8,
+        flow_on_port_1: bool,
+    }
+
+    fn edge_snap() -> impl Strategy<Value = EdgeSnap> {
+        (
+            prop_oneof![Just(1280u16), Just(1300), Just(1500), Just(9000)],
+            prop_oneof![Just(1280u16), Just(1500)],
+            prop::option::of(0u8..4),
+            prop::option::of(any::<u8>()),
+            prop::bool::weighted(0.85),
+            any::<bool>(),
+            0u8..3,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(mtu, mtu2, encap_limit, fixed_tc, next_hop, m1_mac, m2, flow_on_port_1)| {
+                    EdgeSnap {
+                        mtu,
+                        mtu2,
+                        encap_limit,
+                        fixed_tc,
+                        next_hop,
+                        m1_mac,
+                        m2,
+                        flow_on_port_1,
+                    }
+                },
+            )
+    }
+
+    impl EdgeSnap {
+        fn build(&self) -> Snapshot {
+            snap_with(|sp| {
+                sp.ports[0].link_mtu = self.mtu;
+                sp.ports.push(PortSpec {
+                    mac: MacAddr([2, 0, 0, 0, 0, 2]),
+                    link_mtu: self.mtu2,
+                    next_hop_mac: Some(MacAddr([2, 0, 0, 0, 0, 0xfd])),
+                });
+                sp.tunnel.encap_limit = self.encap_limit;
+                if let Some(tc) = self.fixed_tc {
+                    sp.tunnel.traffic_class = TrafficClass::Fixed(tc);
+                }
+                if !self.next_hop {
+                    sp.ports[0].next_hop_mac = None;
+                }
+                let status = [
+                    MemberStatus::Active,
+                    MemberStatus::Draining,
+                    MemberStatus::Down,
+                ][usize::from(self.m2)];
+                for s in &mut sp.services {
+                    for m in &mut s.members {
+                        if m.id == 1 && self.m1_mac {
+                            m.mac = Some(MacAddr([2, 0, 0, 0, 0, 0x44]));
+                        }
+                        if m.id == 2 {
+                            m.status = status;
+                        }
+                    }
+                }
+                if self.flow_on_port_1 {
+                    sp.services[1].port = 1;
+                }
+                // A flow-mode service with three members, one draining.
+                sp.services.push(service(
+                    "2001:db8:100::5",
+                    AffinityMode::Flow,
+                    vec![
+                        member(3, M1, MemberStatus::Active),
+                        member(4, M2, status),
+                        member(5, M3, MemberStatus::Draining),
+                    ],
+                ));
+            })
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Bursts of edge frames, each burst with its own snapshot, time and headroom, into
+        /// a small affinity table (evictions, relocations, expiry): `process_burst` gives
+        /// every packet what `process` gives it, and both workers end with the same
+        /// counters, table counters and size, member traffic and extra packets.
+        #[test]
+        fn fast_path_edges_burst_matches_one_by_one(
+            bursts in proptest::collection::vec(
+                (
+                    proptest::collection::vec(edge_frame(), 1..48),
+                    edge_snap(),
+                    0u64..200,
+                    prop_oneof![Just(0usize), 38usize..50, Just(128)],
+                    prop::bool::weighted(0.9),
+                ),
+                1..6,
+            ),
+            capacity in prop_oneof![Just(8usize), Just(16), Just(4096)],
+        ) {
+            let config = WorkerConfig {
+                id: 3,
+                affinity_capacity: capacity,
+                affinity_idle_timeout: 120,
+                icmp_rate: IcmpRateSpec::default(),
+            };
+            let mut one = Worker::new(config, Tick::from_secs(0)).unwrap();
+            let mut bulk = Worker::new(config, Tick::from_secs(0)).unwrap();
+            let (mut tx_one, mut tx_bulk) = (Tx::new(1000), Tx::new(1000));
+            let mut secs = 10u64;
+            for (frames, snap_spec, advance, headroom, rx0) in bursts {
+                secs += advance;
+                let now = Tick::from_secs(secs);
+                let s = snap_spec.build();
+                let rx_port = u16::from(!rx0);
+                let port_mac = s.port(rx_port).unwrap().mac;
+                let frames: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes(&s, port_mac)).collect();
+                let (singles, verdicts, bufs, n) = one_by_one_and_burst(
+                    &s, &frames, headroom, rx_port, now, (&mut one, &mut tx_one), (&mut bulk, &mut tx_bulk),
+                );
+                prop_assert_eq!(n, frames.len());
+                for (i, ((v, out), (bv, b))) in
+                    singles.iter().zip(verdicts.iter().zip(bufs)).enumerate()
+                {
+                    prop_assert_eq!(v, bv, "packet {}: {:02x?}", i, &frames[i]);
+                    prop_assert_eq!(out, &b.into_vec(), "packet {}", i);
+                }
+                prop_assert_eq!(one.counters(), bulk.counters());
+                prop_assert!(bulk.counters().is_consistent());
+                prop_assert_eq!(one.affinity().counters(), bulk.affinity().counters());
+                prop_assert_eq!(one.affinity().len(), bulk.affinity().len());
+                for slot in 0..MEMBER_SLOTS as u16 {
+                    prop_assert_eq!(one.member_traffic(slot), bulk.member_traffic(slot));
+                }
+            }
+            let sent = |tx: Tx| {
+                tx.sent.into_iter().map(|(p, b)| (p, b.into_vec())).collect::<Vec<_>>()
+            };
+            prop_assert_eq!(sent(tx_one), sent(tx_bulk));
+        }
     }
 }

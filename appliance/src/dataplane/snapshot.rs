@@ -243,7 +243,10 @@ impl OuterHeaders {
     /// Encapsulation Limit of their own (RFC 2473 §5.1 (d): the tunnel's limit, if any).
     /// `Err` is the drop reason the per-packet path gives every packet for this member:
     /// no neighbour MAC, or a tunnel the encapsulation refuses (its own address as the
-    /// exit point, or hop limit 0; validation keeps both out of a snapshot).
+    /// exit point, or hop limit 0). Validation keeps hop limit 0 out of a snapshot, and the
+    /// tunnel address out of the care-of addresses of members that can take traffic: only
+    /// a down member's (claimed) care-of address may be local, and down members are never
+    /// picked or kept.
     pub fn for_member(
         tunnel_spec: &TunnelSpec,
         care_of: Ipv6Addr,
