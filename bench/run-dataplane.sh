@@ -171,7 +171,8 @@ EOF
 
 # Runs the appliance (or run-lcore-map when $lcore_map is set). Prints one line: median
 # Mpps, forwarded/elapsed Mpps, "ok" (forwarded == rx, nothing dropped, all sent on port 1)
-# or "MISMATCH", and VmRSS in kB half-way through the run.
+# or "MISMATCH", and VmRSS in kB one second before the run ends (at K = 1e6 net_pcap is
+# still filling its pool for seconds after start-up, so an earlier sample misses some of it).
 run_appliance() { # log config build-dir
     local log=$1 config=$2 dir=$3 pid rss
     if [[ -n ${lcore_map:-} ]]; then
@@ -182,7 +183,7 @@ run_appliance() { # log config build-dir
             >"$log.json" 2>"$log" &
     fi
     pid=$!
-    sleep "$((secs / 2 + 1))"
+    sleep "$((secs > 2 ? secs - 1 : 1))"
     rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo n/a)
     if ! wait "$pid"; then
         echo "error: the appliance failed:" >&2
