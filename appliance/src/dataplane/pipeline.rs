@@ -533,6 +533,41 @@ fn is_extension_header(next_header: u8) -> bool {
     )
 }
 
+/// The affinity key of a flow to a service by the service's mode (client pair or
+/// five-tuple), the key's hash, and the five-tuple's hash (the outer Flow Label).
+#[inline(always)]
+fn affinity_key(
+    mode: AffinityMode,
+    client: [u8; 16],
+    client_port: u16,
+    service: [u8; 16],
+    service_port: u16,
+    protocol: u8,
+) -> (FlowKey, u64, u64) {
+    match mode {
+        AffinityMode::Client => {
+            let keys = FlowKey::of_packet(client, client_port, service, service_port, protocol);
+            (
+                keys.client_pair,
+                keys.client_pair_hash,
+                keys.five_tuple_hash,
+            )
+        }
+        AffinityMode::Flow => {
+            let key = FlowKey::five_tuple(client, client_port, service, service_port, protocol);
+            let hash = flowhash::hash(&key);
+            (key, hash, hash)
+        }
+    }
+}
+
+/// Sources the forward path refuses (`unforwardable_source`): unspecified, loopback and
+/// link-local addresses, which must not leave their link (RFC 4291 §2.5.2, §2.5.3, §2.5.6).
+#[inline]
+fn is_unforwardable_source(src: &Ipv6Addr) -> bool {
+    src.is_unspecified() || src.is_loopback() || is_link_local(src)
+}
+
 /// Parses the frame once; an `Err` is the drop reason.
 #[inline(always)]
 fn parse(frame: &[u8], port: &Port) -> Result<Parsed, DropReason> {
@@ -678,8 +713,9 @@ fn push_ethernet<B: PacketBuf>(pkt: &mut B, dst: MacAddr, src: MacAddr) -> Resul
     Ok(())
 }
 
+/// Writes an untagged Ethernet header for an IPv6 packet at the start of `header`.
 #[inline]
-fn write_ethernet(header: &mut [u8], dst: MacAddr, src: MacAddr) {
+pub(super) fn write_ethernet(header: &mut [u8], dst: MacAddr, src: MacAddr) {
     let mut frame = EthernetFrame::new_unchecked(&mut header[..ethernet::HEADER_LEN]);
     frame.set_dst_addr(dst);
     frame.set_src_addr(src);
@@ -819,12 +855,11 @@ impl Worker {
                 // narrower stores had left the store buffer (a store-forwarding stall).
                 let v = match stage {
                     Staged::Fast(plan) => match self.forward_fast(snap, pkt, plan, now) {
-                        Ok(member) => {
+                        Ok((port, member)) => {
                             self.counters.add(Stat::Forwarded, 1);
-                            self.counters.add(Stat::TxPackets, 1);
-                            self.counters.add(Stat::TxBytes, pkt.len() as u64);
+                            self.count_tx(pkt.len());
                             *verdict = Verdict::Forward {
-                                port: snap.service(plan.service).map_or(0, |s| s.port),
+                                port,
                                 service: plan.service,
                                 member,
                                 fragments: 1,
@@ -895,9 +930,15 @@ impl Worker {
             Verdict::Drop(reason) => self.counters.add_drop(reason),
         }
         if verdict.tx_port().is_some() {
-            self.counters.add(Stat::TxPackets, 1);
-            self.counters.add(Stat::TxBytes, len as u64);
+            self.count_tx(len);
         }
+    }
+
+    /// Counts one frame to transmit of `len` octets.
+    #[inline]
+    fn count_tx(&mut self, len: usize) {
+        self.counters.add(Stat::TxPackets, 1);
+        self.counters.add(Stat::TxBytes, len as u64);
     }
 
     /// Stage (3): carries out what [`Worker::classify`] decided.
@@ -1017,35 +1058,26 @@ impl Worker {
         if ip_len > service.tunnel_mtu {
             return None;
         }
-        // Multicast, unspecified, loopback, link-local and our own sources are dropped by
-        // the general path.
-        let client = u128::from_be_bytes(src);
-        if src[0] == 0xff
-            || client <= 1
-            || (src[0] == 0xfe && src[1] & 0xc0 == 0x80)
-            || snap.is_local(client)
+        // Multicast, unforwardable and our own sources are dropped by the general path.
+        let client = Ipv6Addr::from(src);
+        if client.is_multicast()
+            || is_unforwardable_source(&client)
+            || snap.is_local(u128::from(client))
         {
             return None;
         }
         let client_port = u16::from_be_bytes([h[IP], h[IP + 1]]);
         let service_port = u16::from_be_bytes([h[IP + 2], h[IP + 3]]);
-        let (key, key_hash, flow_hash, opens_connection) = match service.affinity {
-            AffinityMode::Client => {
-                let keys = FlowKey::of_packet(src, client_port, dst, service_port, protocol);
-                (
-                    keys.client_pair,
-                    keys.client_pair_hash,
-                    keys.five_tuple_hash,
-                    false,
-                )
-            }
-            AffinityMode::Flow => {
-                let key = FlowKey::five_tuple(src, client_port, dst, service_port, protocol);
-                let hash = flowhash::hash(&key);
-                let upper = &frame[IP..ETH + ip_len];
-                (key, hash, hash, is_tcp_syn(protocol, Some(upper)))
-            }
-        };
+        let (key, key_hash, flow_hash) = affinity_key(
+            service.affinity,
+            src,
+            client_port,
+            dst,
+            service_port,
+            protocol,
+        );
+        let opens_connection = service.affinity == AffinityMode::Flow
+            && is_tcp_syn(protocol, Some(&frame[IP..ETH + ip_len]));
         Some(FastPlan {
             service: service_index,
             ip_len: ip_len as u16,
@@ -1059,8 +1091,8 @@ impl Worker {
 
     /// Stage (3) of the fast path: the member, then the headers from its
     /// [`OuterHeaders`](super::snapshot::OuterHeaders) in front of the client packet.
-    /// `Ok` is the member's id: a [`Verdict::Forward`] of one fragment on the service's
-    /// port. The same verdict, bytes, counts and table changes as [`Worker::forward`].
+    /// `Ok` is the service's port and the member's id: a [`Verdict::Forward`] of one
+    /// fragment. The same verdict, bytes, counts and table changes as [`Worker::forward`].
     #[inline(always)]
     fn forward_fast<B: PacketBuf>(
         &mut self,
@@ -1068,7 +1100,7 @@ impl Worker {
         pkt: &mut B,
         plan: &FastPlan,
         now: Tick,
-    ) -> Result<u32, DropReason> {
+    ) -> Result<(u16, u32), DropReason> {
         const ETH: usize = ethernet::HEADER_LEN;
         let Some(service) = snap.service(plan.service) else {
             return Err(DropReason::NoServiceMember);
@@ -1147,7 +1179,7 @@ impl Worker {
             t.fwd_bytes += ip_len as u64;
             t.new_flows += u64::from(new_flow);
         }
-        Ok(member.id)
+        Ok((service.port, member.id))
     }
 
     /// The affinity key of a packet to a service, its table probe, and the transport flow
@@ -1173,14 +1205,8 @@ impl Worker {
                 (src, sport, dport, protocol)
             }
         };
-        let flow = FlowKey::five_tuple(client, client_port, dst, service_port, protocol);
-        let flow_hash = flowhash::hash(&flow);
-        let (key, key_hash) = if mode == AffinityMode::Client {
-            let k = FlowKey::client_pair(client, dst);
-            (k, flowhash::hash(&k))
-        } else {
-            (flow, flow_hash)
-        };
+        let (key, key_hash, flow_hash) =
+            affinity_key(mode, client, client_port, dst, service_port, protocol);
         FlowPlan {
             key,
             probe: self.affinity.probe(key_hash),
@@ -1209,7 +1235,7 @@ impl Worker {
         let Some(out_port) = snap.port(service.port) else {
             return Verdict::Drop(DropReason::NoServiceMember);
         };
-        if p.src.is_unspecified() || p.src.is_loopback() || is_link_local(&p.src) {
+        if is_unforwardable_source(&p.src) {
             return Verdict::Drop(DropReason::UnforwardableSource);
         }
         if snap.is_local(u128::from(p.src)) {

@@ -18,7 +18,7 @@
 use std::net::Ipv6Addr;
 
 use anycast6_wire::checksum::proto;
-use anycast6_wire::ethernet::{self, EtherType, EthernetFrame, MacAddr};
+use anycast6_wire::ethernet::{self, MacAddr};
 use anycast6_wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use anycast6_wire::ipv6ext::{EncapLimitDestOpts, Ipv6OptionsHeader};
 use anycast6_wire::tunnel::{self, TrafficClass};
@@ -26,6 +26,7 @@ use anycast6_wire::tunnel::{self, TrafficClass};
 use super::affinity::{MemberRef, MemberState};
 use super::counters::DropReason;
 use super::maglev::{MaglevError, MaglevMember, MaglevTable};
+use super::pipeline::write_ethernet;
 
 /// How a service keys its affinity table (ARCHITECTURE.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -258,11 +259,8 @@ impl OuterHeaders {
             return Err(DropReason::MalformedIpv6);
         }
         let mut bytes = [0u8; OUTER_HEADERS_MAX];
-        let (eth, rest) = bytes.split_at_mut(ethernet::HEADER_LEN);
-        let mut frame = EthernetFrame::new_unchecked(eth);
-        frame.set_dst_addr(dst_mac);
-        frame.set_src_addr(src_mac);
-        frame.set_ethertype(EtherType::Ipv6);
+        write_ethernet(&mut bytes, dst_mac, src_mac);
+        let rest = &mut bytes[ethernet::HEADER_LEN..];
         let (outer, options) = rest.split_at_mut(ipv6::HEADER_LEN);
         let (next_header, overhead) = match tunnel_spec.encap_limit {
             Some(limit) => {
@@ -467,6 +465,8 @@ impl Snapshot {
         let mut services = Vec::with_capacity(spec.services.len());
         let mut reverse = Vec::new();
         for (i, s) in spec.services.iter().enumerate() {
+            // Checked above: every service's port exists.
+            let port = &ports[usize::from(s.port)];
             let mut members: Vec<Member> = s
                 .members
                 .iter()
@@ -481,8 +481,8 @@ impl Snapshot {
                     outer: OuterHeaders::for_member(
                         &spec.tunnel,
                         m.care_of,
-                        m.mac.or(ports[usize::from(s.port)].next_hop_mac),
-                        ports[usize::from(s.port)].mac,
+                        m.mac.or(port.next_hop_mac),
+                        port.mac,
                     ),
                 })
                 .collect();
@@ -552,8 +552,7 @@ impl Snapshot {
                 port: s.port,
                 members,
                 maglev,
-                tunnel_mtu: usize::from(ports[usize::from(s.port)].link_mtu)
-                    - overhead_of(&spec.tunnel),
+                tunnel_mtu: usize::from(port.link_mtu) - overhead_of(&spec.tunnel),
             });
         }
         reverse.sort_unstable();
