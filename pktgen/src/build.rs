@@ -515,11 +515,6 @@ pub fn frame(
     Ok(out)
 }
 
-/// An IPv6 packet (no Ethernet header): header + payload.
-pub fn ipv6_packet(ip: &Ipv6Repr, payload: &[u8]) -> WireResult<Vec<u8>> {
-    ip.packet_with(payload)
-}
-
 /// An ICMPv6 message as bytes.
 pub fn icmpv6(repr: &Icmpv6Repr<'_>, src: &Ipv6Addr, dst: &Ipv6Addr) -> WireResult<Vec<u8>> {
     let mut out = vec![0u8; repr.buffer_len()];

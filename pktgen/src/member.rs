@@ -676,7 +676,7 @@ impl Emulator {
             m.counters.tunnel_probes += 1;
             let (care_of, eth_src) = (m.care_of, frame[6..12].try_into().unwrap_or([0; 6]));
             let out = build::icmpv6(&reply, &idst, &isrc)
-                .and_then(|msg| build::ipv6_packet(&build::ip(idst, isrc, proto::ICMPV6), &msg))
+                .and_then(|msg| build::ip(idst, isrc, proto::ICMPV6).packet_with(&msg))
                 .and_then(|inner| {
                     build::tunnelled(self.cfg.our_mac, eth_src, care_of, outer_src, &inner)
                 });
@@ -1347,7 +1347,9 @@ mod tests {
             data: b"",
         };
         let msg = build::icmpv6(&echo, &ha(), &svc()).unwrap();
-        let inner = build::ipv6_packet(&build::ip(ha(), svc(), proto::ICMPV6), &msg).unwrap();
+        let inner = build::ip(ha(), svc(), proto::ICMPV6)
+            .packet_with(&msg)
+            .unwrap();
         let mut probe = build::tunnelled(LB, OUR, ha(), coa(0), &inner).unwrap();
         let Rx::Control(out) = e.on_frame(t0, &mut probe) else {
             panic!()

@@ -227,7 +227,9 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         data: b"",
     };
     let msg = build::icmpv6(&echo, &ha(), &svc()).unwrap();
-    let inner = build::ipv6_packet(&build::ip(ha(), svc(), proto::ICMPV6), &msg).unwrap();
+    let inner = build::ip(ha(), svc(), proto::ICMPV6)
+        .packet_with(&msg)
+        .unwrap();
     let mut probe = build::tunnelled(LB, OUR, ha(), coa(), &inner).unwrap();
     out.push(("probe_tunnel_reply", control(e.on_frame(now, &mut probe))));
     // Neighbor Discovery.
