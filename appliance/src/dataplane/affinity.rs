@@ -61,7 +61,7 @@
 
 use std::mem::size_of;
 
-use anycast6_dpdk::{advise_huge_pages, prefetch_read};
+use anycast6_dpdk::{advise_huge_pages, equal_lanes, prefetch_read};
 
 /// Entries per bucket: one 64-byte metadata line holds 8 tags and 8 last-seen times. A key
 /// has two candidate buckets.
@@ -318,14 +318,10 @@ struct Slot {
 
 const EMPTY_TAG: u32 = 0;
 
-/// Bit `way` set where `tags[way] == tag` (compiles to one vector compare and a mask move).
+/// Bit `way` set where `tags[way] == tag` (a vector compare, [`equal_lanes`]).
 #[inline]
 fn tag_matches(tags: &[u32; WAYS], tag: u32) -> u32 {
-    let mut mask = 0;
-    for (way, &t) in tags.iter().enumerate() {
-        mask |= u32::from(t == tag) << way;
-    }
-    mask
+    equal_lanes(tags, tag)
 }
 
 /// The candidate buckets and tag of one flow hash in one table ([`AffinityTable::probe`]).

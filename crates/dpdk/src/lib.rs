@@ -52,7 +52,7 @@ pub use mempool::{Mempool, DEFAULT_DATA_ROOM, MBUF_HEADROOM};
 pub use port::{
     LinkStatus, Port, PortConfig, PortInfo, PortQueues, PortStats, RssMode, RxQueue, TxQueue,
 };
-pub use prefetch::{advise_huge_pages, prefetch_read};
+pub use prefetch::{advise_huge_pages, equal_lanes, equal_lanes_portable, prefetch_read};
 
 /// The raw bindings, for what this crate does not wrap.
 pub use anycast6_dpdk_sys as sys;
