@@ -825,20 +825,21 @@ impl Worker {
             for pkt in pkts.iter() {
                 self.count_rx(pkt.len());
                 let frame = pkt.data();
-                let stage = match port.and_then(|port| self.fast_plan(snap, frame, port)) {
+                // Each arm pushes its own variant: pushing a `Staged` built by the match
+                // copied all 192 bytes of the largest variant for every packet.
+                match port.and_then(|port| self.fast_plan(snap, frame, port)) {
                     Some(plan) => {
                         self.affinity.prefetch_buckets(&plan.probe);
-                        Staged::Fast(plan)
+                        staged.push(Staged::Fast(plan));
                     }
                     None => {
                         let stage = self.classify(snap, frame, rx_port);
                         if let Classified::Forward { flow, .. } = &stage {
                             self.affinity.prefetch_buckets(&flow.probe);
                         }
-                        Staged::General(stage)
+                        staged.push(Staged::General(stage));
                     }
-                };
-                staged.push(stage);
+                }
             }
             for stage in staged.iter() {
                 match stage {
