@@ -8,7 +8,11 @@
 //! * service address -> service index, appliance-local addresses, and (care-of, service)
 //!   -> member for the reverse path: sorted `u128` vectors with binary search (services and
 //!   members are few; a sorted vector is a handful of cache lines and needs no hashing);
-//! * a member's state by its stable id: each service keeps its members sorted by id;
+//!   a 64-bit filter in front of the local addresses answers "not local" for almost every
+//!   client source without the search;
+//! * a member's state by its stable id: each service keeps its members sorted by id, with a
+//!   small direct-mapped index from id to position (a binary search only where two ids
+//!   share an index slot);
 //! * each service's Maglev table is built here, once, over all its members in id order,
 //!   draining and down members with weight 0 so that they take no new flows.
 //!
@@ -319,17 +323,67 @@ pub struct Service {
     /// Sorted by id; the Maglev table indexes this vector.
     pub members: Vec<Member>,
     pub maglev: MaglevTable,
+    /// Finds a member's position by id ([`Service::member_position`]).
+    positions: PositionIndex,
     /// The longest client packet (IPv6, without its own Tunnel Encapsulation Limit) that
     /// fits the tunnel to this service's port unfragmented: its link MTU minus the tunnel's
     /// overhead (RFC 2473 §6.7).
     pub tunnel_mtu: usize,
 }
 
+/// One of 64 bits for an address, from a multiplicative hash of all its bits: a set of
+/// addresses or-ed into a `u64` has a clear bit for nearly every address not in it.
+#[inline]
+fn filter_bit(addr: u128) -> u64 {
+    let folded = (addr as u64) ^ ((addr >> 64) as u64);
+    1 << (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+}
+
+/// Member id -> position in [`Service::members`], direct-mapped on the id's low bits: the
+/// affinity table pins flows by id, so every forwarded packet asks this.
+#[derive(Debug, Clone)]
+struct PositionIndex {
+    /// At `id & mask`: the position of the only member whose id maps there, or one of
+    /// [`PositionIndex::EMPTY`] and [`PositionIndex::SHARED`].
+    slots: Box<[u16]>,
+    mask: u32,
+}
+
+impl PositionIndex {
+    const EMPTY: u16 = u16::MAX;
+    const SHARED: u16 = u16::MAX - 1;
+
+    /// The index of members sorted by id (at most [`MEMBER_SLOTS`] of them): twice as many
+    /// slots as members, at least 8, so that ids handed out in order never share one.
+    fn new(members: &[Member]) -> PositionIndex {
+        let len = (2 * members.len()).next_power_of_two().max(8);
+        let mut slots = vec![Self::EMPTY; len].into_boxed_slice();
+        let mask = (len - 1) as u32;
+        for (position, m) in members.iter().enumerate() {
+            let slot = &mut slots[(m.id & mask) as usize];
+            *slot = match u16::try_from(position) {
+                Ok(position) if *slot == Self::EMPTY && position < Self::SHARED => position,
+                _ => Self::SHARED,
+            };
+        }
+        PositionIndex { slots, mask }
+    }
+}
+
 impl Service {
     /// The position of the member with this id in [`Service::members`].
     #[inline]
     pub fn member_position(&self, id: u32) -> Option<usize> {
-        self.members.binary_search_by_key(&id, |m| m.id).ok()
+        let index = &self.positions;
+        match index.slots.get((id & index.mask) as usize) {
+            Some(&PositionIndex::SHARED) => self.members.binary_search_by_key(&id, |m| m.id).ok(),
+            Some(&position) => {
+                let position = usize::from(position);
+                // EMPTY is past the end of any member list.
+                (self.members.get(position)?.id == id).then_some(position)
+            }
+            None => None,
+        }
     }
 
     /// The member with this id.
@@ -387,6 +441,8 @@ pub struct Snapshot {
     service_index: Vec<(u128, u16)>,
     /// The tunnel address and the other local addresses, sorted.
     local: Vec<u128>,
+    /// [`filter_bit`] of every local address, or-ed.
+    local_filter: u64,
     /// Low 24 bits of every local and service address, sorted: the solicited-node
     /// multicast groups (RFC 4291 §2.7.1) whose Neighbor Solicitations concern us.
     solicited_node: Vec<u32>,
@@ -550,6 +606,7 @@ impl Snapshot {
                 address: s.address,
                 affinity: s.affinity,
                 port: s.port,
+                positions: PositionIndex::new(&members),
                 members,
                 maglev,
                 tunnel_mtu: usize::from(port.link_mtu) - overhead_of(&spec.tunnel),
@@ -570,6 +627,7 @@ impl Snapshot {
             ports,
             services,
             service_index,
+            local_filter: local.iter().fold(0, |f, &a| f | filter_bit(a)),
             local,
             solicited_node,
             reverse,
@@ -614,10 +672,11 @@ impl Snapshot {
             .map(|i| self.service_index[i].1)
     }
 
-    /// True for the tunnel address and the other appliance addresses.
+    /// True for the tunnel address and the other appliance addresses. Every forwarded
+    /// packet asks this about its source; the filter answers most of them.
     #[inline]
     pub fn is_local(&self, addr: u128) -> bool {
-        self.local.binary_search(&addr).is_ok()
+        self.local_filter & filter_bit(addr) != 0 && self.local.binary_search(&addr).is_ok()
     }
 
     /// True when some local or service address maps to the solicited-node multicast group
@@ -718,6 +777,63 @@ mod tests {
                 ],
             }],
             icmp_rate: IcmpRateSpec::default(),
+        }
+    }
+
+    mod fast_lookups {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The id index and the local-address filter answer exactly what a search of the
+            /// sorted vectors answers, for ids that share index slots (clustered, spread by
+            /// powers of two, or random) and for addresses that share filter bits.
+            #[test]
+            fn fast_lookups_match_the_searches(
+                ids in proptest::collection::btree_set(
+                    prop_oneof![0u32..40, (0u32..16).prop_map(|k| k << 12), any::<u32>()],
+                    0..40,
+                ),
+                probes in proptest::collection::vec(any::<u32>(), 16),
+                locals in proptest::collection::btree_set(0u128..200, 1..30),
+            ) {
+                let members: Vec<Member> = ids
+                    .iter()
+                    .map(|&id| Member {
+                        id,
+                        epoch: 1,
+                        care_of: Ipv6Addr::LOCALHOST,
+                        weight: 1,
+                        status: MemberStatus::Active,
+                        mac: None,
+                        stats_slot: 0,
+                        outer: Err(DropReason::NoNeighbour),
+                    })
+                    .collect();
+                let service = Service {
+                    address: Ipv6Addr::UNSPECIFIED,
+                    affinity: AffinityMode::Client,
+                    port: 0,
+                    positions: PositionIndex::new(&members),
+                    members,
+                    maglev: MaglevTable::build(&[], 7).unwrap(),
+                    tunnel_mtu: 1460,
+                };
+                for id in ids.iter().copied().chain(probes).chain(ids.iter().map(|i| i ^ 8)) {
+                    let searched = service.members.binary_search_by_key(&id, |m| m.id).ok();
+                    prop_assert_eq!(service.member_position(id), searched, "id {}", id);
+                }
+
+                let mut spec = spec();
+                // A /120 of addresses: many share their filter bit with a local one.
+                let base = u128::from(a("2001:db8:7::"));
+                spec.local_addresses = locals.iter().map(|&l| Ipv6Addr::from(base + l)).collect();
+                let snap = Snapshot::build(&spec).unwrap();
+                for probe in (0..256).map(|l| base + l).chain([u128::from(a("2001:db8:ff::1"))]) {
+                    let searched = snap.local.binary_search(&probe).is_ok();
+                    prop_assert_eq!(snap.is_local(probe), searched);
+                }
+            }
         }
     }
 
