@@ -107,6 +107,7 @@ use super::flowhash::{self, flow_label, ports_of};
 use super::ratelimit::TokenBucket;
 use super::snapshot::{
     is_link_local, AffinityMode, IcmpRateSpec, Port, Snapshot, TunnelSpec, MEMBER_SLOTS,
+    OUTER_HEADERS_MAX,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -1166,8 +1167,10 @@ impl Worker {
         let (headers, inner) = headers.split_at_mut(ETH + overhead);
         let inner_word0 = u32::from_be_bytes([inner[0], inner[1], inner[2], inner[3]]);
         headers[..OUTER_FIXED].copy_from_slice(&outer.bytes[..OUTER_FIXED]);
-        if let Some(options) = headers.get_mut(OUTER_FIXED..) {
-            options.copy_from_slice(&outer.bytes[OUTER_FIXED..ETH + overhead]);
+        // The Destination Options header, when there is one, is 8 octets: a fixed-size copy
+        // (a slice of variable length is a call to memcpy, even when it is empty).
+        if let Some(options) = headers.get_mut(OUTER_FIXED..OUTER_HEADERS_MAX) {
+            options.copy_from_slice(&outer.bytes[OUTER_FIXED..]);
         }
         let word0 = outer.word0 | (inner_word0 & outer.inner_tc_mask) | flow_label(plan.flow_hash);
         headers[ETH..ETH + 4].copy_from_slice(&word0.to_be_bytes());
