@@ -12,32 +12,11 @@
 use std::hint::black_box;
 
 use anycast6::dataplane::maglev::{MaglevMember, MaglevTable};
-use anycast6::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig, BURST_STAGE};
-use anycast6::dataplane::snapshot::{IcmpRateSpec, Snapshot};
-use anycast6_bench::{client_frame, spec};
+use anycast6::dataplane::pipeline::{Tick, Verdict, BURST_STAGE};
+use anycast6::dataplane::snapshot::Snapshot;
+use anycast6_bench::{client_frame, restore, set_client, spec, worker_for, BurstLoop, NoFragments};
 use anycast6_wire::{PacketBuf, VecBuf};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-
-struct NoFragments;
-
-impl ExtraTx<VecBuf> for NoFragments {
-    fn alloc(&mut self) -> Option<VecBuf> {
-        None
-    }
-    fn send_after(&mut self, _port: u16, _buf: VecBuf) {}
-}
-
-/// Puts `template` back into `buf` at the original headroom, without allocating.
-fn restore(buf: &mut VecBuf, template: &[u8]) {
-    let h = buf.headroom();
-    if h < 128 {
-        buf.adj(128 - h).expect("shrink front");
-    } else if h > 128 {
-        buf.prepend(h - 128).expect("grow front");
-    }
-    buf.set_len(template.len()).expect("length");
-    buf.data_mut().copy_from_slice(template);
-}
 
 fn pipeline(c: &mut Criterion) {
     let snapshot = Snapshot::build(&spec(8)).expect("snapshot");
@@ -54,9 +33,7 @@ fn pipeline(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % flows;
                 restore(&mut buf, &template);
-                // Client address low 32 bits = flow number (UDP checksum is not checked on
-                // the forward path).
-                buf.data_mut()[14 + 8 + 12..14 + 8 + 16].copy_from_slice(&i.to_be_bytes());
+                set_client(buf.data_mut(), i);
                 let v = worker.process(
                     &snapshot,
                     &mut buf,
@@ -72,50 +49,18 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-fn worker_for(flows: u32) -> Worker {
-    Worker::new(
-        WorkerConfig {
-            id: 0,
-            affinity_capacity: (flows as usize * 4 / 3).next_power_of_two(),
-            affinity_idle_timeout: 300,
-            icmp_rate: IcmpRateSpec::default(),
-        },
-        Tick::from_millis(0),
-    )
-    .expect("worker")
-}
-
 fn pipeline_burst(c: &mut Criterion) {
-    let snapshot = Snapshot::build(&spec(8)).expect("snapshot");
     let mut group = c.benchmark_group("pipeline_burst");
     group.throughput(Throughput::Elements(BURST_STAGE as u64));
     for flows in [1_000u32, 100_000, 1_000_000] {
-        let template = client_frame(0);
-        let mut worker = worker_for(flows);
-        let mut bufs: Vec<VecBuf> = (0..BURST_STAGE)
-            .map(|_| VecBuf::from_slice_with_room(&template, 128, 2048))
-            .collect();
-        let mut verdicts = [Verdict::Exception; BURST_STAGE];
-        let mut i = 0u32;
-        group.bench_with_input(BenchmarkId::from_parameter(flows), &flows, |b, &flows| {
+        let mut bursts = BurstLoop::new(flows);
+        group.bench_with_input(BenchmarkId::from_parameter(flows), &flows, |b, _| {
             b.iter(|| {
-                for buf in bufs.iter_mut() {
-                    i = (i + 1) % flows;
-                    restore(buf, &template);
-                    buf.data_mut()[14 + 8 + 12..14 + 8 + 16].copy_from_slice(&i.to_be_bytes());
-                }
-                let n = worker.process_burst(
-                    &snapshot,
-                    &mut bufs,
-                    0,
-                    Tick::from_millis(1),
-                    &mut NoFragments,
-                    &mut verdicts,
-                );
-                debug_assert!(verdicts[..n]
+                let verdicts = bursts.burst();
+                debug_assert!(verdicts
                     .iter()
                     .all(|v| matches!(v, Verdict::Forward { .. })));
-                black_box(n)
+                black_box(verdicts.len())
             })
         });
     }
