@@ -797,10 +797,16 @@ def test_namespace_stream_and_nonce_commands(tmp_path):
         assert cmd(f"stream {HOA} 7 50 41234")["ok"] is False  # one stream per source port
         time.sleep(1.0)
         (summary,) = cmd("stream-stop")["streams"]
-        time.sleep(0.2)
-        events = cmd("events")["events"]
-        sent = [e for e in events if e["event"] == "stream_sent"]
-        answers = [e for e in events if e["event"] == "stream_answer"]
+        # The echo of the last datagram sent may still be on its way when the stream stops:
+        # wait (bounded) for the answers to catch up instead of a fixed pause.
+        deadline = time.monotonic() + 5.0
+        while True:
+            events = cmd("events")["events"]
+            sent = [e for e in events if e["event"] == "stream_sent"]
+            answers = [e for e in events if e["event"] == "stream_answer"]
+            if len(answers) >= len(sent) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert summary["sent"] == len(sent) and 40 <= len(sent) <= 60, summary
         assert all(e["care_of_address"] is None for e in sent)  # no binding: straight to the HoA
         assert sorted(e["seq"] for e in answers) == [e["seq"] for e in sent]
