@@ -171,8 +171,7 @@ EOF
 
 # Runs the appliance (or run-lcore-map when $lcore_map is set). Prints one line: median
 # Mpps, forwarded/elapsed Mpps, "ok" (forwarded == rx, nothing dropped, all sent on port 1)
-# or "MISMATCH", and VmRSS in kB one second before the run ends (at K = 1e6 net_pcap is
-# still filling its pool for seconds after start-up, so an earlier sample misses some of it).
+# or "MISMATCH", and VmRSS in kB one second before the run ends.
 run_appliance() { # log config build-dir
     local log=$1 config=$2 dir=$3 pid rss
     if [[ -n ${lcore_map:-} ]]; then
@@ -261,6 +260,28 @@ if [[ $two_workers == 1 ]]; then
     done
 fi
 
+# VmRSS in kB of the appliance once it forwards: net_pcap loads its whole capture (10^6
+# frames here, tens of seconds on a busy machine) before the first packet, so a sample
+# taken at a fixed time can come too early. Waits up to 120 s for a non-zero rx sample,
+# reads VmRSS a second later, then stops the appliance.
+rss_when_forwarding() { # log config build-dir
+    local log=$1 config=$2 dir=$3 pid rss=n/a t
+    "$dir/anycast6" run --config "$config" --duration 150 --stats --json >"$log.json" 2>"$log" &
+    pid=$!
+    for ((t = 0; t < 240; t++)); do
+        if grep -Eq '\] rx [1-9][0-9]* ' "$log"; then
+            sleep 1
+            rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo n/a)
+            break
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    echo "$rss"
+}
+
 if [[ $memory == 1 ]]; then
     k=1000000
     [[ -f $work/clients-$k.pcap ]] || "$gen" "$work/clients-$k.pcap" "$k"
@@ -271,10 +292,12 @@ if [[ $memory == 1 ]]; then
     write_config "$work/mem-big.toml" "$dev" 1 "$cap" "$mbufs" "$mem"
     write_config "$work/mem-small.toml" "$dev" 1 1024 "$mbufs" "$mem"
     last=${appliances[-1]#*=}
-    out=$(run_appliance "$work/mem-big.log" "$work/mem-big.toml" "$last")
-    big=${out##* }
-    out=$(run_appliance "$work/mem-small.log" "$work/mem-small.toml" "$last")
-    small=${out##* }
+    big=$(rss_when_forwarding "$work/mem-big.log" "$work/mem-big.toml" "$last")
+    small=$(rss_when_forwarding "$work/mem-small.log" "$work/mem-small.toml" "$last")
+    if [[ $big == n/a || $small == n/a ]]; then
+        echo "error: no VmRSS sample while forwarding (logs: $work/mem-*.log)" >&2
+        exit 1
+    fi
     echo
     awk -v b="$big" -v s="$small" -v cap="$cap" -v k="$k" 'BEGIN {
         d = (b - s) * 1024
