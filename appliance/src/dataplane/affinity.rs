@@ -61,7 +61,7 @@
 
 use std::mem::size_of;
 
-use anycast6_dpdk::{advise_huge_pages, equal_lanes, prefetch_read};
+use anycast6_dpdk::{equal_lanes, prefetch_read, HugeArray};
 
 /// Entries per bucket: one 64-byte metadata line holds 8 tags and 8 last-seen times. A key
 /// has two candidate buckets.
@@ -341,8 +341,10 @@ pub enum AffinityError {
 
 /// A fixed-capacity, preallocated flow -> member table owned by one worker.
 pub struct AffinityTable {
-    meta: Box<[BucketMeta]>,
-    slots: Box<[Slot]>,
+    /// Both on huge pages ([`HugeArray`]): a lookup in a table of many megabytes then
+    /// costs a cache miss but no TLB miss.
+    meta: HugeArray<BucketMeta>,
+    slots: HugeArray<Slot>,
     bucket_mask: usize,
     idle_timeout: u32,
     len: usize,
@@ -371,18 +373,6 @@ fn mix64(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// `len` copies of `value`, on transparent huge pages where the allocation spans whole
-/// 2 MB pages: a lookup in a table of many megabytes then costs a cache miss but no TLB
-/// miss (on 4 KB pages nearly every one costs both, and the page walk also delays the
-/// burst's prefetches). The advice is given before the first write, so that each page is
-/// faulted in huge from the start.
-fn filled_on_huge_pages<T: Copy>(len: usize, value: T) -> Box<[T]> {
-    let mut v = Vec::with_capacity(len);
-    advise_huge_pages(v.spare_capacity_mut());
-    v.resize(len, value);
-    v.into_boxed_slice()
-}
-
 impl AffinityTable {
     /// Bytes of memory per entry: one slot plus its share of the bucket metadata line.
     pub const BYTES_PER_ENTRY: usize = size_of::<Slot>() + size_of::<BucketMeta>() / WAYS;
@@ -405,8 +395,8 @@ impl AffinityTable {
             member: MemberRef { id: 0, epoch: 0 },
         };
         Ok(Self {
-            meta: filled_on_huge_pages(buckets, empty_meta),
-            slots: filled_on_huge_pages(capacity, empty_slot),
+            meta: HugeArray::filled(buckets, empty_meta),
+            slots: HugeArray::filled(capacity, empty_slot),
             bucket_mask: buckets - 1,
             idle_timeout,
             len: 0,

@@ -36,6 +36,7 @@ mod channel;
 mod eal;
 mod error;
 mod ffi;
+mod huge;
 mod lcore;
 mod mbuf;
 mod mempool;
@@ -46,13 +47,14 @@ pub use burst::{Drain, MbufBurst, DEFAULT_BURST};
 pub use channel::{exception_channel, ExceptionReceiver, ExceptionSender};
 pub use eal::{current_lcore, hugepages_free, rdtsc, Eal, EalArgs};
 pub use error::{Error, Result};
+pub use huge::{HugeArray, HUGE_PAGE_SIZE};
 pub use lcore::LcoreJoinHandle;
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, MBUF_HEADROOM};
 pub use port::{
     LinkStatus, Port, PortConfig, PortInfo, PortQueues, PortStats, RssMode, RxQueue, TxQueue,
 };
-pub use prefetch::{advise_huge_pages, equal_lanes, equal_lanes_portable, prefetch_read};
+pub use prefetch::{equal_lanes, equal_lanes_portable, prefetch_read};
 
 /// The raw bindings, for what this crate does not wrap.
 pub use anycast6_dpdk_sys as sys;

@@ -1,17 +1,9 @@
-//! Memory hints for the data plane's bulk lookups: a safe cache prefetch, transparent
-//! huge pages for large lookup tables, and the vector compare of a bucket's tags.
+//! Memory hints for the data plane's bulk lookups: a safe cache prefetch and the vector
+//! compare of a bucket's tags (their tables live on huge pages: [`crate::HugeArray`]).
 //!
 //! Prefetching never faults and never changes memory (the address only names a cache
 //! line), so a hint about any live reference is sound; `_mm_prefetch` is `unsafe` only
 //! because it is a `#[target_feature]` intrinsic.
-//!
-//! A table of many megabytes on 4 KB pages costs a TLB miss (a page walk) on nearly every
-//! random access, prefetches included; on 2 MB pages the whole table needs a few dozen TLB
-//! entries. [`advise_huge_pages`] asks Linux for transparent huge pages
-//! (`madvise(MADV_HUGEPAGE)`), which works with the system setting `madvise` as well as
-//! `always`, needs no reserved hugepages and no EAL.
-
-use core::mem::MaybeUninit;
 
 /// Asks the CPU to bring the cache line holding the start of `value` into all cache
 /// levels (the `T0` hint). A no-op where no prefetch instruction is available.
@@ -70,48 +62,9 @@ pub fn equal_lanes_portable(values: &[u32; 8], wanted: u32) -> u32 {
     mask
 }
 
-/// Size of a transparent huge page on x86-64 (a PMD mapping).
-pub const HUGE_PAGE_SIZE: usize = 2 << 20;
-
-/// Asks the kernel to back the whole 2 MB pages inside `buf` with transparent huge pages.
-/// Call it on memory not yet written (e.g. a `Vec`'s spare capacity), so that the first
-/// touch of each 2 MB page faults in a huge page rather than 512 small ones. Returns the
-/// number of bytes advised (0 when `buf` holds no whole 2 MB page, off Linux, or
-/// when the kernel refused, e.g. without THP support); the contents are never changed.
-pub fn advise_huge_pages<T>(buf: &mut [MaybeUninit<T>]) -> usize {
-    let start = buf.as_ptr() as usize;
-    let end = start + core::mem::size_of_val(buf);
-    let first = start.next_multiple_of(HUGE_PAGE_SIZE);
-    let last = end & !(HUGE_PAGE_SIZE - 1);
-    if last <= first {
-        return 0;
-    }
-    if madvise_hugepage(first, last - first) {
-        last - first
-    } else {
-        0
-    }
-}
-
-#[cfg(all(target_os = "linux", not(miri)))]
-fn madvise_hugepage(addr: usize, len: usize) -> bool {
-    // SAFETY: madvise(2) with MADV_HUGEPAGE only changes how the kernel backs the range
-    // (the contents stay); the range lies inside a live allocation the caller holds
-    // mutably, and both ends are 2 MB (hence page) aligned.
-    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_HUGEPAGE) == 0 }
-}
-
-#[cfg(not(all(target_os = "linux", not(miri))))]
-fn madvise_hugepage(_addr: usize, _len: usize) -> bool {
-    false
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{
-        advise_huge_pages, equal_lanes, equal_lanes_portable, prefetch_read, HUGE_PAGE_SIZE,
-    };
-    use core::mem::MaybeUninit;
+    use super::{equal_lanes, equal_lanes_portable, prefetch_read};
 
     #[test]
     fn prefetch_is_a_hint_only() {
@@ -121,29 +74,6 @@ mod tests {
         }
         prefetch_read(&v[..]);
         assert!(v.iter().all(|&x| x == 7));
-    }
-
-    #[test]
-    fn huge_page_advice_covers_whole_pages_only() {
-        let mut small: Vec<u64> = Vec::with_capacity(1024);
-        assert_eq!(advise_huge_pages(small.spare_capacity_mut()), 0);
-        let words = 3 * HUGE_PAGE_SIZE / 8;
-        let mut big: Vec<u64> = Vec::with_capacity(words);
-        let advised = advise_huge_pages(big.spare_capacity_mut());
-        // At least one whole 2 MB page lies inside 6 MB, at most three.
-        // (The kernel refuses only when built without transparent huge pages.)
-        let thp = std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists();
-        if thp && cfg!(all(target_os = "linux", not(miri))) {
-            assert!(
-                (HUGE_PAGE_SIZE..=3 * HUGE_PAGE_SIZE).contains(&advised),
-                "{advised}"
-            );
-            assert_eq!(advised % HUGE_PAGE_SIZE, 0);
-        }
-        big.extend((0..words as u64).map(|i| i * 3));
-        assert!(big.iter().enumerate().all(|(i, &x)| x == i as u64 * 3));
-        let mut empty: [MaybeUninit<u8>; 0] = [];
-        assert_eq!(advise_huge_pages(&mut empty), 0);
     }
 
     #[test]
