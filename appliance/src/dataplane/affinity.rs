@@ -147,8 +147,36 @@ impl FlowKey {
         Self::from_parts(
             client,
             service,
-            [c0, c1, s0, s1, protocol, KIND_FIVE_TUPLE, 0, 0],
+            Self::transport_tail([c0, c1, s0, s1], protocol),
         )
+    }
+
+    /// The last word of a [`FlowKey::five_tuple`] from the first four octets of a TCP or
+    /// UDP header as they are on the wire (client port, service port): one load, where
+    /// the ports as numbers cost a dozen instructions to put back together.
+    #[inline(always)]
+    pub fn transport_tail(ports: [u8; 4], protocol: u8) -> [u8; 8] {
+        // As one word: built octet by octet, the compiler made a dozen instructions of it.
+        let word = u64::from(u32::from_le_bytes(ports))
+            | u64::from(protocol) << 32
+            | u64::from(KIND_FIVE_TUPLE) << 40;
+        word.to_le_bytes()
+    }
+
+    /// [`FlowKey::five_tuple`] from a [`FlowKey::transport_tail`].
+    #[inline(always)]
+    pub fn five_tuple_of_tail(client: [u8; 16], service: [u8; 16], tail: [u8; 8]) -> Self {
+        Self::from_parts(client, service, tail)
+    }
+
+    /// A hash of the transport flow of a packet whose affinity key is its client pair,
+    /// for the outer Flow Label: the pair's [`FlowKey::software_hash`] with the
+    /// [`FlowKey::transport_tail`] folded in by one multiply, which carries every input bit
+    /// into the top bits the label takes. The five-tuple's own hash would cost the packet a
+    /// second finaliser.
+    #[inline(always)]
+    pub fn client_flow_hash(client_pair_hash: u64, tail: [u8; 8]) -> u64 {
+        (client_pair_hash ^ u64::from_le_bytes(tail)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     /// The key's 40 bytes: client address, service address, client port and service
@@ -169,30 +197,6 @@ impl FlowKey {
     pub fn software_hash(&self) -> u64 {
         mix64(self.0.iter().fold(HASH_SEED, |h, &word| hash_step(h, word)))
     }
-
-    /// Both affinity keys of a packet from `client` to `service`, with their
-    /// [`FlowKey::software_hash`]es: the two keys share their first four words (the
-    /// addresses), which are folded into the hash once.
-    #[inline]
-    pub fn of_packet(
-        client: [u8; 16],
-        client_port: u16,
-        service: [u8; 16],
-        service_port: u16,
-        protocol: u8,
-    ) -> PacketKeys {
-        let five_tuple = Self::five_tuple(client, client_port, service, service_port, protocol);
-        let client_pair = Self::client_pair(client, service);
-        let addresses = five_tuple.0[..4]
-            .iter()
-            .fold(HASH_SEED, |h, &word| hash_step(h, word));
-        PacketKeys {
-            client_pair_hash: mix64(hash_step(addresses, client_pair.0[4])),
-            five_tuple_hash: mix64(hash_step(addresses, five_tuple.0[4])),
-            client_pair,
-            five_tuple,
-        }
-    }
 }
 
 /// Start value of [`FlowKey::software_hash`].
@@ -204,17 +208,6 @@ fn hash_step(h: u64, word: u64) -> u64 {
     (h ^ word)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .rotate_left(29)
-}
-
-/// The two keys of one packet to a service ([`FlowKey::of_packet`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PacketKeys {
-    /// [`FlowKey::client_pair`] and its hash.
-    pub client_pair: FlowKey,
-    pub client_pair_hash: u64,
-    /// [`FlowKey::five_tuple`] and its hash.
-    pub five_tuple: FlowKey,
-    pub five_tuple_hash: u64,
 }
 
 /// The member a flow is pinned to: a stable member id from the control plane plus the
@@ -363,7 +356,8 @@ impl std::fmt::Debug for AffinityTable {
 }
 
 /// A 64-bit finaliser (MurmurHash3 fmix64): spreads every input bit over the whole word, so
-/// bucket (low bits) and tag (high bits) stay independent even for a 32-bit RSS hash.
+/// that [`AffinityTable::probe`] may take its bucket from the low bits and its tag from
+/// the high bits, and Maglev its slot from both halves.
 #[inline]
 fn mix64(mut h: u64) -> u64 {
     h ^= h >> 33;
@@ -442,11 +436,14 @@ impl AffinityTable {
     /// 64-bit hash twice. Computing it once lets a burst prefetch the
     /// buckets of every packet before the first lookup ([`AffinityTable::prefetch_buckets`],
     /// [`AffinityTable::prefetch_slot`], then [`AffinityTable::resolve_probed`]).
+    ///
+    /// `flow_hash` must be finalised, every bit depending on every key bit, as
+    /// [`FlowKey::software_hash`] is: the first bucket is its low bits and the tag its high
+    /// 32. (Mixing it again here cost 9 instructions per packet and spread nothing more.)
     #[inline]
     pub fn probe(&self, flow_hash: u64) -> Probe {
-        let mixed = mix64(flow_hash);
-        let tag = ((mixed >> 32) as u32) | 1;
-        let first = (mixed as usize) & self.bucket_mask;
+        let tag = ((flow_hash >> 32) as u32) | 1;
+        let first = (flow_hash as usize) & self.bucket_mask;
         Probe {
             buckets: [first, self.alternate(first, tag)],
             tag,
@@ -538,8 +535,16 @@ impl AffinityTable {
         self.lookup_probed(key, &probe, now)
     }
 
+    /// [`AffinityTable::lookup`] with the probe already computed: the first step of
+    /// [`AffinityTable::resolve_probed`], for a caller that judges the member itself and
+    /// finishes with [`AffinityTable::repin_probed`] or [`AffinityTable::pin_new_probed`].
     #[inline]
-    fn lookup_probed(&mut self, key: &FlowKey, probe: &Probe, now: u32) -> Option<AffinityEntry> {
+    pub fn lookup_probed(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        now: u32,
+    ) -> Option<AffinityEntry> {
         let (buckets, tag) = (probe.buckets, probe.tag);
         let Some(entry) = self.find(buckets, tag, key) else {
             self.counters.misses += 1;
@@ -748,29 +753,54 @@ impl AffinityTable {
         match self.lookup_probed(key, probe, now) {
             Some(entry) => match state_of(entry.member) {
                 MemberState::Active | MemberState::Draining => Resolution::Sticky(entry.member),
-                MemberState::Gone => match pick() {
-                    Some(member) => {
-                        self.insert_probed(key, probe, member, now);
-                        Resolution::Repinned {
-                            previous: entry.member,
-                            member,
-                        }
-                    }
-                    None => {
-                        self.remove_probed(key, probe, now);
-                        Resolution::NoMember
-                    }
-                },
+                MemberState::Gone => self.repin_probed(key, probe, now, entry.member, pick()),
             },
-            None => match pick() {
-                Some(member) => {
-                    // The lookup just missed (or reclaimed an expired entry): the key is
-                    // absent, so skip the second search.
-                    self.insert_absent(key, probe, member, now);
-                    Resolution::New(member)
-                }
-                None => Resolution::NoMember,
-            },
+            None => self.pin_new_probed(key, probe, now, pick()),
+        }
+    }
+
+    /// The rest of [`AffinityTable::resolve_probed`] after [`AffinityTable::lookup_probed`]
+    /// found `key` pinned to `previous`, a member that is gone: re-pin it to `member`, the
+    /// pick, or remove the pin when there is none.
+    #[inline]
+    pub fn repin_probed(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        now: u32,
+        previous: MemberRef,
+        member: Option<MemberRef>,
+    ) -> Resolution {
+        match member {
+            Some(member) => {
+                self.insert_probed(key, probe, member, now);
+                Resolution::Repinned { previous, member }
+            }
+            None => {
+                self.remove_probed(key, probe, now);
+                Resolution::NoMember
+            }
+        }
+    }
+
+    /// The rest of [`AffinityTable::resolve_probed`] after [`AffinityTable::lookup_probed`]
+    /// found no live pin for `key`: pin it to `member`, the pick, if there is one.
+    #[inline]
+    pub fn pin_new_probed(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        now: u32,
+        member: Option<MemberRef>,
+    ) -> Resolution {
+        match member {
+            Some(member) => {
+                // The lookup just missed (or reclaimed an expired entry): the key is
+                // absent, so skip the second search.
+                self.insert_absent(key, probe, member, now);
+                Resolution::New(member)
+            }
+            None => Resolution::NoMember,
         }
     }
 }
@@ -815,18 +845,31 @@ mod tests {
     }
 
     #[test]
-    fn packet_keys_are_the_two_keys_and_their_hashes() {
-        for i in 0..1000u32 {
-            let (client, service) = (addr(i), addr(i.wrapping_mul(7919) ^ 0xffff));
-            let (cport, sport, protocol) = (i as u16, (i >> 3) as u16, (i % 256) as u8);
-            let keys = FlowKey::of_packet(client, cport, service, sport, protocol);
-            let pair = FlowKey::client_pair(client, service);
+    fn transport_tails_and_client_flow_hashes() {
+        let mut labels = std::collections::HashSet::new();
+        for i in 0..10_000u32 {
+            let (client, service) = (addr(i % 7), addr(SERVICE));
+            let (cport, sport, protocol) = (i as u16, (i >> 3) as u16 ^ 443, (i % 256) as u8);
             let five = FlowKey::five_tuple(client, cport, service, sport, protocol);
-            assert_eq!(keys.client_pair, pair);
-            assert_eq!(keys.client_pair_hash, pair.software_hash());
-            assert_eq!(keys.five_tuple, five);
-            assert_eq!(keys.five_tuple_hash, five.software_hash());
+            let [c0, c1] = cport.to_be_bytes();
+            let [s0, s1] = sport.to_be_bytes();
+            let tail = FlowKey::transport_tail([c0, c1, s0, s1], protocol);
+            assert_eq!(tail[..], five.to_bytes()[32..]);
+            assert_eq!(FlowKey::five_tuple_of_tail(client, service, tail), five);
+            if i % 7 == 0 {
+                // One client pair, 1429 transport flows: their labels spread like random
+                // 20-bit values (about one collision expected).
+                let pair_hash = FlowKey::client_pair(client, service).software_hash();
+                labels.insert(crate::dataplane::flowhash::flow_label(
+                    FlowKey::client_flow_hash(pair_hash, tail),
+                ));
+            }
         }
+        assert!(
+            labels.len() >= 1420,
+            "{} distinct labels of 1429",
+            labels.len()
+        );
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! same slot; a per-worker or per-process seed would break exactly that. The hash is not
 //! exposed to an attacker beyond what Maglev's published table keys already give away.
 //!
-//! The outer Flow Label (RFC 6437, RFC 6438 for tunnels) is 20 bits of the hash of the
+//! The outer Flow Label (RFC 6437, RFC 6438 for tunnels) is 20 bits of a hash of the
 //! *inner transport flow* (5-tuple), whatever the service's affinity mode, so that routers
 //! between the appliance and the member can spread tunnel traffic by flow; it is never 0,
-//! because 0 means "no label" (RFC 6437 §2).
+//! because 0 means "no label" (RFC 6437 §2). With flow affinity the key is the 5-tuple and
+//! its hash serves; with client affinity it is [`FlowKey::client_flow_hash`], the client
+//! pair's hash with the ports and protocol folded in by one multiply (a second finaliser
+//! per packet for the 5-tuple's own hash bought nothing a label needs).
 
 use anycast6_wire::checksum::proto;
 use anycast6_wire::icmpv6::Message;
