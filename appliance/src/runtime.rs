@@ -423,6 +423,18 @@ impl WorkerLoop {
             self.reader.quiescent();
         }
         self.worker.publish_counters();
+        #[cfg(feature = "stage-cycles")]
+        {
+            let c = self.worker.stage_cycles();
+            let n = c.packets.max(1) as f64;
+            let [one, two, three] = c.stages.map(|cycles| cycles as f64 / n);
+            eprintln!(
+                "stage cycles per packet: {:.1} = (1) {one:.1} + (2) {two:.1} + (3) {three:.1} \
+                 over {} packets",
+                one + two + three,
+                c.packets
+            );
+        }
         self.worker.publish_member_traffic(
             Tick::from_millis(self.epoch.elapsed().as_millis() as u64),
             true,

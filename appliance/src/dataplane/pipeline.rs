@@ -242,6 +242,19 @@ pub struct Worker {
     traffic_published: Option<Tick>,
     /// Stage (1) results of the burst being processed ([`Worker::process_burst`]).
     staged: Vec<Staged>,
+    #[cfg(feature = "stage-cycles")]
+    stage_cycles: StageCycles,
+}
+
+/// TSC cycles the worker spent in each stage of [`Worker::process_burst`] (feature
+/// `stage-cycles`, for benchmarks).
+#[cfg(feature = "stage-cycles")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageCycles {
+    /// Cycles in stages (1), (2) and (3).
+    pub stages: [u64; 3],
+    /// The packets they were spent on.
+    pub packets: u64,
 }
 
 /// Traffic of one member (one counter slot), counted by one worker since it started.
@@ -751,7 +764,15 @@ impl Worker {
             traffic_mirror: Arc::new(MemberTrafficMirror::new()),
             traffic_published: None,
             staged: Vec::with_capacity(BURST_STAGE),
+            #[cfg(feature = "stage-cycles")]
+            stage_cycles: StageCycles::default(),
         })
+    }
+
+    /// The cycles spent in each stage so far.
+    #[cfg(feature = "stage-cycles")]
+    pub fn stage_cycles(&self) -> StageCycles {
+        self.stage_cycles
     }
 
     /// The cross-thread copy of the per-member traffic.
@@ -834,12 +855,18 @@ impl Worker {
             .zip(verdicts[..n].chunks_mut(BURST_STAGE))
         {
             staged.clear();
+            #[cfg(feature = "stage-cycles")]
+            let t0 = anycast6_dpdk::rdtsc();
             for pkt in pkts.iter() {
                 self.stage_one(snap, port_mac, rx_port, pkt, &mut staged);
             }
+            #[cfg(feature = "stage-cycles")]
+            let t1 = anycast6_dpdk::rdtsc();
             for stage in staged.iter() {
                 self.stage_two(stage);
             }
+            #[cfg(feature = "stage-cycles")]
+            let t2 = anycast6_dpdk::rdtsc();
             for ((pkt, stage), verdict) in pkts.iter_mut().zip(staged.iter()).zip(verdicts) {
                 // The forward verdict is written field by field where it goes: a verdict
                 // built on the stack and copied as a whole was read back before its
@@ -863,6 +890,15 @@ impl Worker {
                 };
                 self.count_verdict(v, pkt.len());
                 *verdict = v;
+            }
+            #[cfg(feature = "stage-cycles")]
+            {
+                let t3 = anycast6_dpdk::rdtsc();
+                let c = &mut self.stage_cycles;
+                for (stage, cycles) in c.stages.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
+                    *stage += cycles;
+                }
+                c.packets += pkts.len() as u64;
             }
         }
         self.staged = staged;
