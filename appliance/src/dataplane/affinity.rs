@@ -156,7 +156,6 @@ impl FlowKey {
     /// the ports as numbers cost a dozen instructions to put back together.
     #[inline(always)]
     pub fn transport_tail(ports: [u8; 4], protocol: u8) -> [u8; 8] {
-        // As one word: built octet by octet, the compiler made a dozen instructions of it.
         let word = u64::from(u32::from_le_bytes(ports))
             | u64::from(protocol) << 32
             | u64::from(KIND_FIVE_TUPLE) << 40;

@@ -53,7 +53,8 @@
 //! limit above 1 and within the tunnel MTU. In a burst, stage (1) recognises it with a few
 //! fixed-offset reads ([`Worker::fast_plan`]) and keeps only the flow key, its hash, the
 //! transport flow's hash for the Flow Label ([`FlowKey::client_flow_hash`] for a
-//! client-pair key) and the table probe; stage (3) ([`Worker::forward_fast`]) resolves the member, finding it once,
+//! client-pair key) and the table probe; stage (3) ([`Worker::forward_fast`]) resolves
+//! the member, finding it once,
 //! and copies the Ethernet, outer IPv6 and option headers from the member's
 //! [`OuterHeaders`](super::snapshot::OuterHeaders), built with the snapshot by the same
 //! emitters, filling in the traffic class, Flow Label and Payload Length. Every other
@@ -1195,10 +1196,13 @@ impl Worker {
                 if stays {
                     (pinned, false)
                 } else {
-                    (self.repin_fast(service, plan, now_secs, entry.member), true)
+                    (
+                        self.repick_fast(service, plan, now_secs, Some(entry.member)),
+                        true,
+                    )
                 }
             }
-            None => (self.pin_new_fast(service, plan, now_secs), true),
+            None => (self.repick_fast(service, plan, now_secs, None), true),
         };
         let Some(member) = index.and_then(|i| service.members.get(i)) else {
             return Err(DropReason::NoServiceMember);
@@ -1255,38 +1259,28 @@ impl Worker {
         Ok((service.port, member.id))
     }
 
-    /// [`Worker::forward_fast`] for a flow pinned to a member that is gone (or draining,
-    /// for a new connection): re-picked by Maglev and re-pinned, as
-    /// [`AffinityTable::resolve_probed`] does. The member's position, or `None` when no
-    /// member takes new flows (the pin is then removed).
+    /// [`Worker::forward_fast`] for a flow without a live pin (`previous` is `None`), or
+    /// pinned to `previous`, a member that is gone (or draining, for a new connection):
+    /// picked by Maglev and pinned, as [`AffinityTable::resolve_probed`] does. The member's
+    /// position, or `None` when no member takes new flows (a stale pin is then removed).
     #[inline(never)]
-    fn repin_fast(
+    fn repick_fast(
         &mut self,
         service: &Service,
         plan: &FastPlan,
         now_secs: u32,
-        previous: MemberRef,
+        previous: Option<MemberRef>,
     ) -> Option<usize> {
         let picked = service.pick_index(plan.key_hash);
         let member = picked.map(|i| service.members[i].member_ref());
-        match self
-            .affinity
-            .repin_probed(&plan.key, &plan.probe, now_secs, previous, member)
-        {
-            Resolution::NoMember => None,
-            _ => picked,
-        }
-    }
-
-    /// [`Worker::forward_fast`] for a flow without a live pin: picked by Maglev and pinned.
-    #[inline(never)]
-    fn pin_new_fast(&mut self, service: &Service, plan: &FastPlan, now_secs: u32) -> Option<usize> {
-        let picked = service.pick_index(plan.key_hash);
-        let member = picked.map(|i| service.members[i].member_ref());
-        match self
-            .affinity
-            .pin_new_probed(&plan.key, &plan.probe, now_secs, member)
-        {
+        let (key, probe) = (&plan.key, &plan.probe);
+        let resolution = match previous {
+            Some(previous) => self
+                .affinity
+                .repin_probed(key, probe, now_secs, previous, member),
+            None => self.affinity.pin_new_probed(key, probe, now_secs, member),
+        };
+        match resolution {
             Resolution::NoMember => None,
             _ => picked,
         }

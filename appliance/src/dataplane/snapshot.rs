@@ -304,16 +304,6 @@ impl OuterHeaders {
 }
 
 impl Member {
-    /// What its status means for the flows pinned to this incarnation.
-    #[inline]
-    pub fn state(&self) -> MemberState {
-        match self.status {
-            MemberStatus::Active => MemberState::Active,
-            MemberStatus::Draining => MemberState::Draining,
-            MemberStatus::Down => MemberState::Gone,
-        }
-    }
-
     /// The reference an affinity entry keeps.
     #[inline]
     pub fn member_ref(&self) -> MemberRef {
@@ -399,19 +389,7 @@ impl Service {
     /// The member with this id.
     #[inline]
     pub fn member_by_id(&self, id: u32) -> Option<&Member> {
-        let index = &self.positions;
-        match index.slots.get((id & index.mask) as usize) {
-            Some(&PositionIndex::SHARED) => {
-                let position = self.members.binary_search_by_key(&id, |m| m.id).ok()?;
-                self.members.get(position)
-            }
-            // EMPTY is past the end of any member list.
-            Some(&position) => self
-                .members
-                .get(usize::from(position))
-                .filter(|m| m.id == id),
-            None => None,
-        }
+        self.member_position(id).map(|i| &self.members[i])
     }
 
     /// What the affinity table should do with a flow pinned to `pin`: another incarnation,
@@ -426,7 +404,14 @@ impl Service {
     #[inline]
     pub fn pinned(&self, pin: MemberRef) -> (MemberState, Option<usize>) {
         match self.member_position(pin.id) {
-            Some(i) if self.members[i].epoch == pin.epoch => (self.members[i].state(), Some(i)),
+            Some(i) if self.members[i].epoch == pin.epoch => {
+                let state = match self.members[i].status {
+                    MemberStatus::Active => MemberState::Active,
+                    MemberStatus::Draining => MemberState::Draining,
+                    MemberStatus::Down => MemberState::Gone,
+                };
+                (state, Some(i))
+            }
             _ => (MemberState::Gone, None),
         }
     }
