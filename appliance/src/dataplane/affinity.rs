@@ -557,7 +557,9 @@ impl AffinityTable {
             self.counters.misses += 1;
             return None;
         }
-        *self.last_seen(entry) = now;
+        if last_seen != now {
+            *self.last_seen(entry) = now;
+        }
         self.counters.hits += 1;
         Some(AffinityEntry {
             member: self.slots[entry].member,
