@@ -32,7 +32,7 @@ use crate::control::view::{
     BindingView, ControlView, MemberView, PortView, ServiceView, WorkerView,
 };
 use crate::dataplane::counters::{CounterName, Counters, Stat};
-use crate::dataplane::pipeline::{ExtraTx, Tick, Verdict, Worker, WorkerConfig};
+use crate::dataplane::pipeline::{ExtraTx, StagedBurst, Tick, Verdict, Worker, WorkerConfig};
 use crate::dataplane::pipeline::{MemberTraffic, MemberTrafficMirror};
 use crate::dataplane::rcu::{SnapshotPublisher, SnapshotReader};
 use crate::dataplane::snapshot::Snapshot;
@@ -45,6 +45,8 @@ const EXCEPTION_RING: usize = 1024;
 pub const BURST: usize = 32;
 /// TX staging per port: a burst of outputs plus one extra fragment per packet.
 const TX_STAGE: usize = 2 * BURST;
+// A received burst is staged whole ([`Pending`]).
+const _: () = assert!(BURST <= crate::dataplane::pipeline::BURST_STAGE);
 
 /// One port of the run.
 #[derive(Debug, Clone)]
@@ -267,83 +269,176 @@ impl ExtraTx<Mbuf> for FragmentTx<'_> {
     }
 }
 
-/// Packets a [`dispatch`] could not place.
-#[derive(Default)]
-struct Lost {
-    ring_full: u64,
-    tx_full: u64,
-}
-
-/// Sends a judged packet where its verdict says: the control thread's ring, a port's TX
-/// stage, or (a drop) back to its pool when `m` goes out of scope.
-#[inline]
-fn dispatch(
-    verdict: Verdict,
-    m: Mbuf,
-    rx_port: u16,
-    exceptions: &mut ExceptionSender<(u16, Mbuf)>,
-    stage: &mut [MbufBurst<TX_STAGE>],
-) -> Lost {
-    let mut lost = Lost::default();
-    match verdict {
-        Verdict::Exception => {
-            if exceptions.send((rx_port, m)).is_err() {
-                lost.ring_full = 1;
-            }
-        }
-        v => {
-            if let Some(port) = v.tx_port() {
-                let queued = match stage.get_mut(usize::from(port)) {
-                    Some(s) => s.push(m).is_ok(),
-                    None => false,
-                };
-                if !queued {
-                    lost.tx_full = 1;
-                }
-            }
-        }
-    }
-    lost
-}
-
 struct WorkerLoop {
     worker: Worker,
     reader: SnapshotReader<Snapshot>,
     rx: Vec<RxQueue>,
     tx: Vec<TxQueue>,
-    exceptions: ExceptionSender<(u16, Mbuf)>,
+    out: Outputs,
     /// Frames from the control thread to send (port, frame).
     inject: ExceptionReceiver<(u16, Mbuf)>,
-    pool: Arc<Mempool>,
     stop: Arc<AtomicBool>,
     counters: Arc<RuntimeCounters>,
     epoch: Instant,
 }
 
+/// Where a worker's judged packets go, and what could not be placed.
+struct Outputs {
+    /// For the fragments of outer fragmentation.
+    pool: Arc<Mempool>,
+    /// Packets for the control thread (rx port, frame).
+    exceptions: ExceptionSender<(u16, Mbuf)>,
+    /// One TX stage per port, sent once per poll loop.
+    stage: Vec<MbufBurst<TX_STAGE>>,
+    tx_full: u64,
+    ring_full: u64,
+}
+
+/// A received burst between stages (2) and (3) of the pipeline (pipeline.rs, "Bursts"),
+/// carried over to the next poll. Each poll begins its burst (stage (1): the metadata
+/// prefetches), finishes the carried one (stage (3)) with the new burst's stage (2) (the
+/// slot prefetches) spread over it, one per packet, and carries the new burst in turn.
+/// So a burst's slot lines arrive while the worker receives and begins the next one, and
+/// its 32 slot prefetches are not issued back to back: a core has fewer fill buffers than
+/// that, and the prefetches beyond them stalled stage (2) (about 13 cycles a packet at
+/// 10^5 flows, docs/benchmarks.md). Empty when nothing is carried.
+struct Pending {
+    mbufs: MbufBurst<BURST>,
+    staged: StagedBurst,
+    port: u16,
+    /// Scratch space for the verdicts of stage (3): written before it is read.
+    verdicts: [Verdict; BURST],
+}
+
+impl Pending {
+    /// Stage (3) of the carried burst, with the snapshot it was begun with, and the dispatch
+    /// of its packets, with stage (2) of `next` (begun with the same snapshot) spread over
+    /// it.
+    fn finish(
+        &mut self,
+        worker: &mut Worker,
+        snap: &Snapshot,
+        now: Tick,
+        out: &mut Outputs,
+        next: Option<&StagedBurst>,
+    ) {
+        if self.mbufs.is_empty() {
+            if let Some(n) = next {
+                worker.prefetch_burst(n);
+            }
+            return;
+        }
+        let mut extra = FragmentTx {
+            pool: &out.pool,
+            stage: &mut out.stage,
+            dropped: &mut out.tx_full,
+        };
+        let done = worker.finish_burst(
+            snap,
+            self.mbufs.as_mut_slice(),
+            self.port,
+            now,
+            &mut extra,
+            &self.staged,
+            &mut self.verdicts,
+            next,
+        );
+        for (m, verdict) in self.mbufs.drain().zip(&self.verdicts[..done]) {
+            out.dispatch(*verdict, m, self.port);
+        }
+    }
+}
+
+impl Outputs {
+    /// Sends a judged packet where its verdict says: the control thread's ring, a port's
+    /// TX stage, or (a drop) back to its pool when `m` goes out of scope.
+    #[inline]
+    fn dispatch(&mut self, verdict: Verdict, m: Mbuf, rx_port: u16) {
+        match verdict {
+            Verdict::Exception => {
+                if self.exceptions.send((rx_port, m)).is_err() {
+                    self.ring_full += 1;
+                }
+            }
+            v => {
+                if let Some(port) = v.tx_port() {
+                    let queued = match self.stage.get_mut(usize::from(port)) {
+                        Some(s) => s.push(m).is_ok(),
+                        None => false,
+                    };
+                    if !queued {
+                        self.tx_full += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// TSC cycles of the poll loop's parts (feature `stage-cycles`).
+#[cfg(feature = "stage-cycles")]
+struct LoopCycles {
+    /// RX, the pipeline with the dispatch, TX, the rest of the loop.
+    parts: [u64; 4],
+    last: u64,
+}
+
+#[cfg(feature = "stage-cycles")]
+impl LoopCycles {
+    const RX: usize = 0;
+    const PIPELINE: usize = 1;
+    const TX: usize = 2;
+    const REST: usize = 3;
+
+    /// Charges the cycles since the last lap to `part`.
+    #[inline]
+    fn lap(&mut self, part: usize) {
+        let t = anycast6_dpdk::rdtsc();
+        self.parts[part] += t - self.last;
+        self.last = t;
+    }
+}
+
 impl WorkerLoop {
     fn run(mut self) {
         let mut rx_burst: MbufBurst<BURST> = MbufBurst::new();
-        let mut stage: Vec<MbufBurst<TX_STAGE>> =
-            (0..self.tx.len()).map(|_| MbufBurst::new()).collect();
-        let (mut tx_full, mut ring_full, mut multi_seg) = (0u64, 0u64, 0u64);
+        let mut staged = StagedBurst::new();
+        let mut pending = Pending {
+            mbufs: MbufBurst::new(),
+            staged: StagedBurst::new(),
+            port: 0,
+            verdicts: [Verdict::Exception; BURST],
+        };
+        let mut multi_seg = 0u64;
         let mut bursts = [0u64; BURST + 1];
         let mut published_at = Tick::from_millis(0);
-        // Written by every burst before it is read: no per-burst initialisation.
-        let mut verdicts = [Verdict::Exception; BURST];
+        #[cfg(feature = "stage-cycles")]
+        let mut cycles = LoopCycles {
+            parts: [0; 4],
+            last: anycast6_dpdk::rdtsc(),
+        };
         while !self.stop.load(Ordering::Relaxed) {
             let now = Tick::from_millis(self.epoch.elapsed().as_millis() as u64);
             while let Some((port, m)) = self.inject.recv() {
-                let queued = match stage.get_mut(usize::from(port)) {
+                let queued = match self.out.stage.get_mut(usize::from(port)) {
                     Some(s) => s.push(m).is_ok(),
                     None => false,
                 };
                 if !queued {
-                    tx_full += 1;
+                    self.out.tx_full += 1;
                 }
             }
-            let snap = self.reader.current();
+            // A burst carried over is finished with the snapshot it was begun with.
+            let snap = self.reader.current_after(|held| {
+                pending.finish(&mut self.worker, held, now, &mut self.out, None)
+            });
+            let mut begun = false;
             for (p, rxq) in self.rx.iter_mut().enumerate() {
+                #[cfg(feature = "stage-cycles")]
+                cycles.lap(LoopCycles::REST);
                 let n = rxq.rx_burst(&mut rx_burst);
+                #[cfg(feature = "stage-cycles")]
+                cycles.lap(LoopCycles::RX);
                 bursts[n.min(BURST)] += 1;
                 if n == 0 {
                     continue;
@@ -355,62 +450,48 @@ impl WorkerLoop {
                     .iter_mut()
                     .all(|m| m.is_contiguous() || m.linearize().is_ok())
                 {
-                    let mut extra = FragmentTx {
-                        pool: &self.pool,
-                        stage: &mut stage,
-                        dropped: &mut tx_full,
-                    };
-                    let done = self.worker.process_burst(
-                        snap,
-                        rx_burst.as_mut_slice(),
-                        p as u16,
-                        now,
-                        &mut extra,
-                        &mut verdicts,
-                    );
-                    for (m, verdict) in rx_burst.drain().zip(&verdicts[..done]) {
-                        let lost =
-                            dispatch(*verdict, m, p as u16, &mut self.exceptions, &mut stage);
-                        ring_full += lost.ring_full;
-                        tx_full += lost.tx_full;
-                    }
+                    // Stage (1) of this burst, then stage (3) of the one carried over
+                    // (whose slot lines had this RX to arrive) with this burst's stage (2)
+                    // spread over it; this burst is carried over in turn ([`Pending`]).
+                    // Packets leave in the order they came.
+                    self.worker
+                        .begin_burst(snap, rx_burst.as_slice(), p as u16, &mut staged);
+                    pending.finish(&mut self.worker, snap, now, &mut self.out, Some(&staged));
+                    std::mem::swap(&mut pending.mbufs, &mut rx_burst);
+                    std::mem::swap(&mut pending.staged, &mut staged);
+                    pending.port = p as u16;
+                    begun = true;
+                    #[cfg(feature = "stage-cycles")]
+                    cycles.lap(LoopCycles::PIPELINE);
                     continue;
                 }
+                pending.finish(&mut self.worker, snap, now, &mut self.out, None);
                 for mut m in rx_burst.drain() {
                     if !m.is_contiguous() && m.linearize().is_err() {
                         multi_seg += 1;
                         continue; // dropped: the pipeline needs one contiguous segment
                     }
                     let mut extra = FragmentTx {
-                        pool: &self.pool,
-                        stage: &mut stage,
-                        dropped: &mut tx_full,
+                        pool: &self.out.pool,
+                        stage: &mut self.out.stage,
+                        dropped: &mut self.out.tx_full,
                     };
                     let verdict = self.worker.process(snap, &mut m, p as u16, now, &mut extra);
-                    let lost = dispatch(verdict, m, p as u16, &mut self.exceptions, &mut stage);
-                    ring_full += lost.ring_full;
-                    tx_full += lost.tx_full;
+                    self.out.dispatch(verdict, m, p as u16);
                 }
             }
-            for (s, txq) in stage.iter_mut().zip(self.tx.iter_mut()) {
-                if !s.is_empty() {
-                    txq.tx_burst(s);
-                    // What the NIC did not take is dropped and counted (ARCHITECTURE §3:
-                    // no unbounded retry on the hot path).
-                    tx_full += s.len() as u64;
-                    s.clear();
-                }
+            // Nothing new came in: the carried burst does not wait for more.
+            if !begun {
+                pending.finish(&mut self.worker, snap, now, &mut self.out, None);
             }
+            #[cfg(feature = "stage-cycles")]
+            cycles.lap(LoopCycles::PIPELINE);
+            self.transmit();
+            #[cfg(feature = "stage-cycles")]
+            cycles.lap(LoopCycles::TX);
             // Once per poll loop (the pipeline does not publish per burst), after the
             // transmit counts.
-            self.worker.publish_counters();
-            self.counters.tx_full.store(tx_full, Ordering::Relaxed);
-            self.counters
-                .exception_ring_full
-                .store(ring_full, Ordering::Relaxed);
-            self.counters
-                .multi_segment
-                .store(multi_seg, Ordering::Relaxed);
+            self.publish_counters(multi_seg);
             // The histogram is published once per millisecond, not per burst: 33 stores
             // per poll would cost more than the counting.
             if now != published_at {
@@ -422,7 +503,17 @@ impl WorkerLoop {
             self.worker.publish_member_traffic(now, false);
             self.reader.quiescent();
         }
-        self.worker.publish_counters();
+        // A burst still carried over was counted as received: it is judged and sent.
+        let now = Tick::from_millis(self.epoch.elapsed().as_millis() as u64);
+        pending.finish(
+            &mut self.worker,
+            self.reader.held(),
+            now,
+            &mut self.out,
+            None,
+        );
+        self.transmit();
+        self.publish_counters(multi_seg);
         #[cfg(feature = "stage-cycles")]
         {
             let c = self.worker.stage_cycles();
@@ -434,13 +525,38 @@ impl WorkerLoop {
                 one + two + three,
                 c.packets
             );
+            let [rx, pipeline, tx, rest] = cycles.parts.map(|cycles| cycles as f64 / n);
+            eprintln!(
+                "loop cycles per packet: {:.1} = rx {rx:.1} + pipeline and dispatch \
+                 {pipeline:.1} + tx {tx:.1} + rest {rest:.1}",
+                rx + pipeline + tx + rest
+            );
         }
-        self.worker.publish_member_traffic(
-            Tick::from_millis(self.epoch.elapsed().as_millis() as u64),
-            true,
-        );
+        self.worker.publish_member_traffic(now, true);
         for (c, v) in self.counters.burst_sizes.iter().zip(bursts) {
             c.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The worker's counters and the loop's own, for the control thread.
+    fn publish_counters(&self, multi_seg: u64) {
+        self.worker.publish_counters();
+        let c = &self.counters;
+        c.tx_full.store(self.out.tx_full, Ordering::Relaxed);
+        c.exception_ring_full
+            .store(self.out.ring_full, Ordering::Relaxed);
+        c.multi_segment.store(multi_seg, Ordering::Relaxed);
+    }
+
+    /// Sends every port's TX stage. What the NIC did not take is dropped and counted
+    /// (ARCHITECTURE §3: no unbounded retry on the hot path).
+    fn transmit(&mut self) {
+        for (s, txq) in self.out.stage.iter_mut().zip(self.tx.iter_mut()) {
+            if !s.is_empty() {
+                txq.tx_burst(s);
+                self.out.tx_full += s.len() as u64;
+                s.clear();
+            }
         }
     }
 }
@@ -604,10 +720,15 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
             worker,
             reader: publisher.register_reader(),
             rx,
+            out: Outputs {
+                pool: Arc::clone(&pool),
+                exceptions: sender,
+                stage: (0..tx.len()).map(|_| MbufBurst::new()).collect(),
+                tx_full: 0,
+                ring_full: 0,
+            },
             tx,
-            exceptions: sender,
             inject: inject_rx,
-            pool: Arc::clone(&pool),
             stop: Arc::clone(&stop),
             counters: Arc::clone(&runtime_counters[w]),
             epoch: started,

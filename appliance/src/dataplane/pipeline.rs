@@ -46,6 +46,15 @@
 //! and (2) change nothing, so the result is exactly that of `process` on each packet in
 //! turn.
 //!
+//! The stages are also entry points of their own ([`Worker::begin_burst`],
+//! [`Worker::prefetch_burst`], [`Worker::finish_burst`]). The runtime uses them to carry a
+//! burst over to the next poll: it begins the new burst, then finishes the carried one
+//! with the new one's stage (2) spread over it, one slot prefetch per packet, so that the
+//! slot lines arrive during the next RX and no more prefetches are in flight at once than
+//! the core has fill buffers for. Stage (1) of a burst may run before stage (3) of the one
+//! before because it changes nothing; the proptests hold this order to the same results
+//! too.
+//!
 //! # Fast path
 //!
 //! Nearly all traffic is one kind of packet: untagged Ethernet to the port's MAC, IPv6
@@ -242,7 +251,7 @@ pub struct Worker {
     traffic_mirror: Arc<MemberTrafficMirror>,
     traffic_published: Option<Tick>,
     /// Stage (1) results of the burst being processed ([`Worker::process_burst`]).
-    staged: Vec<Staged>,
+    staged: StagedBurst,
     #[cfg(feature = "stage-cycles")]
     stage_cycles: StageCycles,
 }
@@ -497,6 +506,32 @@ struct FastPlan {
 enum Staged {
     Fast(FastPlan),
     General(Classified),
+}
+
+/// What stage (1) found out about the packets of a burst ([`Worker::begin_burst`]), kept
+/// until [`Worker::finish_burst`]. Allocated once, for [`BURST_STAGE`] packets.
+#[derive(Debug)]
+pub struct StagedBurst(Vec<Staged>);
+
+impl StagedBurst {
+    pub fn new() -> StagedBurst {
+        StagedBurst(Vec::with_capacity(BURST_STAGE))
+    }
+
+    /// Packets staged.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for StagedBurst {
+    fn default() -> StagedBurst {
+        StagedBurst::new()
+    }
 }
 
 /// The ICMPv6 error to build.
@@ -764,7 +799,7 @@ impl Worker {
             member_traffic: vec![MemberTraffic::default(); MEMBER_SLOTS].into_boxed_slice(),
             traffic_mirror: Arc::new(MemberTrafficMirror::new()),
             traffic_published: None,
-            staged: Vec::with_capacity(BURST_STAGE),
+            staged: StagedBurst::new(),
             #[cfg(feature = "stage-cycles")]
             stage_cycles: StageCycles::default(),
         })
@@ -836,6 +871,10 @@ impl Worker {
     /// those of [`Worker::process`] on each packet in turn: stages (1) and (2) read only the
     /// frame, the snapshot and the table, and change nothing (module documentation, "Fast
     /// path").
+    ///
+    /// The stages are also offered one by one ([`Worker::begin_burst`],
+    /// [`Worker::prefetch_burst`], [`Worker::finish_burst`]), for a caller that puts other
+    /// work between them.
     pub fn process_burst<B: PacketBuf, X: ExtraTx<B>>(
         &mut self,
         snap: &Snapshot,
@@ -846,8 +885,6 @@ impl Worker {
         verdicts: &mut [Verdict],
     ) -> usize {
         let n = pkts.len().min(verdicts.len());
-        // The port's MAC as a word, read once per burst ([`Worker::fast_plan`]).
-        let port_mac = snap.port(rx_port).map(|port| mac_word(port.mac));
         // The worker's own staging area (allocated once; taken out of `self` for the burst
         // so that stage (3) may borrow `self` mutably): no per-burst initialisation.
         let mut staged = std::mem::take(&mut self.staged);
@@ -855,56 +892,118 @@ impl Worker {
             .chunks_mut(BURST_STAGE)
             .zip(verdicts[..n].chunks_mut(BURST_STAGE))
         {
-            staged.clear();
-            #[cfg(feature = "stage-cycles")]
-            let t0 = anycast6_dpdk::rdtsc();
-            for pkt in pkts.iter() {
-                self.stage_one(snap, port_mac, rx_port, pkt, &mut staged);
-            }
-            #[cfg(feature = "stage-cycles")]
-            let t1 = anycast6_dpdk::rdtsc();
-            for stage in staged.iter() {
-                self.stage_two(stage);
-            }
-            #[cfg(feature = "stage-cycles")]
-            let t2 = anycast6_dpdk::rdtsc();
-            for ((pkt, stage), verdict) in pkts.iter_mut().zip(staged.iter()).zip(verdicts) {
-                // The forward verdict is written field by field where it goes: a verdict
-                // built on the stack and copied as a whole was read back before its
-                // narrower stores had left the store buffer (a store-forwarding stall).
-                let v = match stage {
-                    Staged::Fast(plan) => match self.forward_fast(snap, pkt, plan, now) {
-                        Ok((port, member)) => {
-                            self.counters.add(Stat::Forwarded, 1);
-                            self.count_tx(pkt.len());
-                            *verdict = Verdict::Forward {
-                                port,
-                                service: plan.service,
-                                member,
-                                fragments: 1,
-                            };
-                            continue;
-                        }
-                        Err(reason) => Verdict::Drop(reason),
-                    },
-                    Staged::General(stage) => self.act(snap, pkt, rx_port, now, extra, stage),
-                };
-                self.count_verdict(v, pkt.len());
-                *verdict = v;
-            }
-            #[cfg(feature = "stage-cycles")]
-            {
-                let t3 = anycast6_dpdk::rdtsc();
-                let c = &mut self.stage_cycles;
-                for (stage, cycles) in c.stages.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
-                    *stage += cycles;
-                }
-                c.packets += pkts.len() as u64;
-            }
+            self.begin_burst(snap, pkts, rx_port, &mut staged);
+            self.prefetch_burst(&staged);
+            self.finish_burst(snap, pkts, rx_port, now, extra, &staged, verdicts, None);
         }
         self.staged = staged;
-        self.copy_table_counters();
         n
+    }
+
+    /// Stage (1) of [`Worker::process_burst`] for the first [`BURST_STAGE`] packets of
+    /// `pkts`: their plans, in `staged`, and the prefetch of each one's first bucket's
+    /// metadata line. Changes nothing but the receive counters, so other bursts may be
+    /// finished between this and [`Worker::finish_burst`] of these packets, with the same
+    /// snapshot.
+    #[inline]
+    pub fn begin_burst<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        pkts: &[B],
+        rx_port: u16,
+        staged: &mut StagedBurst,
+    ) {
+        #[cfg(feature = "stage-cycles")]
+        let t0 = anycast6_dpdk::rdtsc();
+        // The port's MAC as a word, read once per burst ([`Worker::fast_plan`]).
+        let port_mac = snap.port(rx_port).map(|port| mac_word(port.mac));
+        let staged = &mut staged.0;
+        staged.clear();
+        for pkt in pkts.iter().take(BURST_STAGE) {
+            self.stage_one(snap, port_mac, rx_port, pkt, staged);
+        }
+        #[cfg(feature = "stage-cycles")]
+        {
+            self.stage_cycles.stages[0] += anycast6_dpdk::rdtsc() - t0;
+        }
+    }
+
+    /// Stage (2): for each packet of a begun burst, the prefetch of the slot its key
+    /// should be in (its metadata line, prefetched by [`Worker::begin_burst`], is read).
+    #[inline]
+    pub fn prefetch_burst(&mut self, staged: &StagedBurst) {
+        #[cfg(feature = "stage-cycles")]
+        let t0 = anycast6_dpdk::rdtsc();
+        for stage in staged.0.iter() {
+            self.stage_two(stage);
+        }
+        #[cfg(feature = "stage-cycles")]
+        {
+            self.stage_cycles.stages[1] += anycast6_dpdk::rdtsc() - t0;
+        }
+    }
+
+    /// Stage (3): resolves and rewrites the packets of a burst begun with
+    /// [`Worker::begin_burst`] (the same `pkts`, unchanged, and the same snapshot), in
+    /// order, writing their verdicts. Returns how many were judged: the staged packets, or
+    /// fewer when `verdicts` is shorter. With `next`, a burst begun since (same snapshot),
+    /// stage (2) of `next` is done along the way, one packet's prefetch before each packet
+    /// judged here (and counted in stage (3)'s cycles).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn finish_burst<B: PacketBuf, X: ExtraTx<B>>(
+        &mut self,
+        snap: &Snapshot,
+        pkts: &mut [B],
+        rx_port: u16,
+        now: Tick,
+        extra: &mut X,
+        staged: &StagedBurst,
+        verdicts: &mut [Verdict],
+        next: Option<&StagedBurst>,
+    ) -> usize {
+        #[cfg(feature = "stage-cycles")]
+        let t0 = anycast6_dpdk::rdtsc();
+        let mut done = 0;
+        let next = next.map_or(&[][..], |n| &n.0[..]);
+        for ((pkt, stage), verdict) in pkts.iter_mut().zip(staged.0.iter()).zip(verdicts) {
+            if let Some(n) = next.get(done) {
+                self.stage_two(n);
+            }
+            done += 1;
+            // The forward verdict is written field by field where it goes: a verdict
+            // built on the stack and copied as a whole was read back before its
+            // narrower stores had left the store buffer (a store-forwarding stall).
+            let v = match stage {
+                Staged::Fast(plan) => match self.forward_fast(snap, pkt, plan, now) {
+                    Ok((port, member)) => {
+                        self.counters.add(Stat::Forwarded, 1);
+                        self.count_tx(pkt.len());
+                        *verdict = Verdict::Forward {
+                            port,
+                            service: plan.service,
+                            member,
+                            fragments: 1,
+                        };
+                        continue;
+                    }
+                    Err(reason) => Verdict::Drop(reason),
+                },
+                Staged::General(stage) => self.act(snap, pkt, rx_port, now, extra, stage),
+            };
+            self.count_verdict(v, pkt.len());
+            *verdict = v;
+        }
+        for n in next.iter().skip(done) {
+            self.stage_two(n);
+        }
+        self.copy_table_counters();
+        #[cfg(feature = "stage-cycles")]
+        {
+            self.stage_cycles.stages[2] += anycast6_dpdk::rdtsc() - t0;
+            self.stage_cycles.packets += done as u64;
+        }
+        done
     }
 
     /// Stage (1) of [`Worker::process_burst`] for one packet: its plan, and the prefetch
@@ -3180,6 +3279,41 @@ mod tests {
         (singles, verdicts, bufs, n)
     }
 
+    /// The packets of `bufs` in the runtime's order (runtime.rs, `Pending`), `chunk` at a
+    /// time: each chunk is begun, then the chunk before it is finished with this chunk's
+    /// stage (2) spread over it, and the last chunk is finished alone.
+    #[allow(clippy::too_many_arguments)]
+    fn carried_bursts(
+        w: &mut Worker,
+        s: &Snapshot,
+        bufs: &mut [VecBuf],
+        chunk: usize,
+        rx_port: u16,
+        now: Tick,
+        tx: &mut Tx,
+    ) -> Vec<Verdict> {
+        let mut verdicts = vec![Verdict::Exception; bufs.len()];
+        let (mut current, mut carried) = (StagedBurst::new(), StagedBurst::new());
+        let mut previous: Option<(&mut [VecBuf], &mut [Verdict])> = None;
+        for (bufs, verdicts) in bufs.chunks_mut(chunk).zip(verdicts.chunks_mut(chunk)) {
+            w.begin_burst(s, bufs, rx_port, &mut current);
+            match previous.take() {
+                Some((b, v)) => {
+                    let done = w.finish_burst(s, b, rx_port, now, tx, &carried, v, Some(&current));
+                    assert_eq!(done, b.len());
+                }
+                None => w.prefetch_burst(&current),
+            }
+            std::mem::swap(&mut current, &mut carried);
+            previous = Some((bufs, verdicts));
+        }
+        if let Some((b, v)) = previous {
+            let done = w.finish_burst(s, b, rx_port, now, tx, &carried, v, None);
+            assert_eq!(done, b.len());
+        }
+        verdicts
+    }
+
     fn arbitrary_frame() -> impl Strategy<Value = Vec<u8>> {
         let raw = proptest::collection::vec(any::<u8>(), 0..200);
         let dsts = prop_oneof![
@@ -3644,8 +3778,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         /// Bursts of edge frames, each burst with its own snapshot, time and headroom, into
-        /// a small affinity table (evictions, relocations, expiry): `process_burst` gives
-        /// every packet what `process` gives it, and both workers end with the same
+        /// a small affinity table (evictions, relocations, expiry): `process_burst`, and the
+        /// runtime's carried-over stages in chunks of `chunk` ([`carried_bursts`]), give
+        /// every packet what `process` gives it, and the workers end with the same
         /// counters, table counters and size, member traffic and extra packets.
         #[test]
         fn fast_path_edges_burst_matches_one_by_one(
@@ -3660,6 +3795,7 @@ mod tests {
                 1..6,
             ),
             capacity in prop_oneof![Just(8usize), Just(16), Just(4096)],
+            chunk in 1usize..=BURST_STAGE,
         ) {
             let config = WorkerConfig {
                 id: 3,
@@ -3669,7 +3805,9 @@ mod tests {
             };
             let mut one = Worker::new(config, Tick::from_secs(0)).unwrap();
             let mut bulk = Worker::new(config, Tick::from_secs(0)).unwrap();
+            let mut carried = Worker::new(config, Tick::from_secs(0)).unwrap();
             let (mut tx_one, mut tx_bulk) = (Tx::new(1000), Tx::new(1000));
+            let mut tx_carried = Tx::new(1000);
             let mut secs = 10u64;
             for (frames, snap_spec, advance, headroom, rx0) in bursts {
                 secs += advance;
@@ -3682,24 +3820,40 @@ mod tests {
                     &s, &frames, headroom, rx_port, now, (&mut one, &mut tx_one), (&mut bulk, &mut tx_bulk),
                 );
                 prop_assert_eq!(n, frames.len());
-                for (i, ((v, out), (bv, b))) in
-                    singles.iter().zip(verdicts.iter().zip(bufs)).enumerate()
+                let mut carried_bufs: Vec<VecBuf> = frames
+                    .iter()
+                    .map(|f| VecBuf::from_slice_with_room(f, headroom, 64))
+                    .collect();
+                let carried_verdicts = carried_bursts(
+                    &mut carried, &s, &mut carried_bufs, chunk, rx_port, now, &mut tx_carried,
+                );
+                for (i, (((v, out), (bv, b)), (cv, c))) in singles
+                    .iter()
+                    .zip(verdicts.iter().zip(bufs))
+                    .zip(carried_verdicts.iter().zip(carried_bufs))
+                    .enumerate()
                 {
                     prop_assert_eq!(v, bv, "packet {}: {:02x?}", i, &frames[i]);
                     prop_assert_eq!(out, &b.into_vec(), "packet {}", i);
+                    prop_assert_eq!(v, cv, "packet {} (carried)", i);
+                    prop_assert_eq!(out, &c.into_vec(), "packet {} (carried)", i);
                 }
-                prop_assert_eq!(one.counters(), bulk.counters());
-                prop_assert!(bulk.counters().is_consistent());
-                prop_assert_eq!(one.affinity().counters(), bulk.affinity().counters());
-                prop_assert_eq!(one.affinity().len(), bulk.affinity().len());
-                for slot in 0..MEMBER_SLOTS as u16 {
-                    prop_assert_eq!(one.member_traffic(slot), bulk.member_traffic(slot));
+                for w in [&bulk, &carried] {
+                    prop_assert_eq!(one.counters(), w.counters());
+                    prop_assert!(w.counters().is_consistent());
+                    prop_assert_eq!(one.affinity().counters(), w.affinity().counters());
+                    prop_assert_eq!(one.affinity().len(), w.affinity().len());
+                    for slot in 0..MEMBER_SLOTS as u16 {
+                        prop_assert_eq!(one.member_traffic(slot), w.member_traffic(slot));
+                    }
                 }
             }
             let sent = |tx: Tx| {
                 tx.sent.into_iter().map(|(p, b)| (p, b.into_vec())).collect::<Vec<_>>()
             };
-            prop_assert_eq!(sent(tx_one), sent(tx_bulk));
+            let sent_one = sent(tx_one);
+            prop_assert_eq!(&sent_one, &sent(tx_bulk));
+            prop_assert_eq!(&sent_one, &sent(tx_carried));
         }
     }
 }

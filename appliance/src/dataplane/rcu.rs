@@ -323,6 +323,25 @@ impl<T> SnapshotReader<T> {
         &self.snapshot
     }
 
+    /// [`SnapshotReader::current`], for a caller that carries work begun with the held
+    /// snapshot from one burst to the next: when a newer snapshot is published, `before`
+    /// runs with the held one first, so that the work is finished with the snapshot it
+    /// was begun with.
+    #[inline]
+    pub fn current_after(&mut self, before: impl FnOnce(&T)) -> &T {
+        if self.shared.generation.load(Ordering::Acquire) != self.seen {
+            before(&self.snapshot);
+            self.refresh();
+        }
+        &self.snapshot
+    }
+
+    /// The held snapshot, without looking for a newer one (for work begun with it).
+    #[inline]
+    pub fn held(&self) -> &T {
+        &self.snapshot
+    }
+
     /// Takes the newest snapshot, unless the mailbox is busy (then next burst).
     #[cold]
     #[inline(never)]
@@ -475,6 +494,42 @@ mod tests {
         assert_eq!(drops.load(Ordering::Relaxed), 1);
         assert_eq!(publisher.shared_at_reclaim(), 0);
         assert_eq!(publisher.latest().generation, 1);
+    }
+
+    #[test]
+    fn current_after_hands_over_the_held_snapshot_first() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut publisher = SnapshotPublisher::new(TestSnapshot::new(0, &drops));
+        let mut reader = publisher.register_reader();
+        let mut handed = Vec::new();
+        // Nothing newer: `before` does not run.
+        assert_eq!(
+            reader
+                .current_after(|held| handed.push(held.generation))
+                .generation,
+            0
+        );
+        assert!(handed.is_empty());
+        publisher.publish(TestSnapshot::new(1, &drops));
+        publisher.publish(TestSnapshot::new(2, &drops));
+        // Newer: `before` sees the held snapshot, alive, then the newest is returned.
+        let current = reader.current_after(|held| {
+            held.check();
+            handed.push(held.generation);
+        });
+        assert_eq!(current.generation, 2);
+        assert_eq!(handed, [0]);
+        assert_eq!(
+            reader
+                .current_after(|held| handed.push(held.generation))
+                .generation,
+            2
+        );
+        assert_eq!(handed, [0]);
+        assert_eq!(reader.held().generation, 2);
+        reader.quiescent();
+        publisher.reclaim();
+        assert_eq!(publisher.retired_count(), 0);
     }
 
     #[test]
