@@ -320,7 +320,7 @@ impl Pending {
         snap: &Snapshot,
         now: Tick,
         out: &mut Outputs,
-        next: Option<&StagedBurst>,
+        next: Option<&mut StagedBurst>,
     ) {
         if self.mbufs.is_empty() {
             if let Some(n) = next {
@@ -456,7 +456,13 @@ impl WorkerLoop {
                     // Packets leave in the order they came.
                     self.worker
                         .begin_burst(snap, rx_burst.as_slice(), p as u16, &mut staged);
-                    pending.finish(&mut self.worker, snap, now, &mut self.out, Some(&staged));
+                    pending.finish(
+                        &mut self.worker,
+                        snap,
+                        now,
+                        &mut self.out,
+                        Some(&mut staged),
+                    );
                     std::mem::swap(&mut pending.mbufs, &mut rx_burst);
                     std::mem::swap(&mut pending.staged, &mut staged);
                     pending.port = p as u16;

@@ -46,6 +46,9 @@
 //! [`AffinityTable::prefetch_slot`] for each (the matching slot, or the second bucket's
 //! line when the first has no matching tag), then [`AffinityTable::resolve_probed`]. In a
 //! table larger than the caches each step is a miss, and this way a burst's misses overlap.
+//! The slot prefetch leaves its entry in the probe as a hint, which the lookup checks
+//! first (tag and key), so that on a hit it goes from the probe straight to the slot, with
+//! the metadata line read beside it rather than before it; a stale hint costs the scan.
 //!
 //! Memory is allocated once in [`AffinityTable::new`]; nothing allocates afterwards.
 //!
@@ -321,7 +324,14 @@ fn tag_matches(tags: &[u32; WAYS], tag: u32) -> u32 {
 pub struct Probe {
     buckets: [usize; 2],
     tag: u32,
+    /// The entry [`AffinityTable::prefetch_slot`] prefetched ([`NO_HINT`] when none): the
+    /// lookup tries it first, with no scan of the tags between the metadata line and the
+    /// slot. A hint that went stale (the entry changed since) only costs the scan.
+    hint: u32,
 }
+
+/// A [`Probe`] without a hint.
+const NO_HINT: u32 = u32::MAX;
 
 /// Why a table could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -446,6 +456,7 @@ impl AffinityTable {
         Probe {
             buckets: [first, self.alternate(first, tag)],
             tag,
+            hint: NO_HINT,
         }
     }
 
@@ -471,9 +482,9 @@ impl AffinityTable {
     /// step: reads the metadata line [`AffinityTable::prefetch_buckets`] should have brought
     /// in), or, when none does, the second bucket's metadata line: the key is there, or it
     /// is new and the insert reads both. A slot is one aligned cache line, so one prefetch
-    /// covers it.
+    /// covers it. The first matching entry becomes the probe's hint.
     #[inline]
-    pub fn prefetch_slot(&self, probe: &Probe) {
+    pub fn prefetch_slot(&self, probe: &mut Probe) {
         let bucket = probe.buckets[0];
         let Some(meta) = self.meta.get(bucket) else {
             return;
@@ -485,6 +496,7 @@ impl AffinityTable {
             }
             return;
         }
+        probe.hint = (bucket * WAYS + matches.trailing_zeros() as usize) as u32;
         while matches != 0 {
             let way = matches.trailing_zeros() as usize;
             matches &= matches - 1;
@@ -509,10 +521,18 @@ impl AffinityTable {
         &mut self.meta[entry / WAYS].last_seen[entry % WAYS]
     }
 
-    /// The entry (`bucket * WAYS + way`) holding `key`, if any, expired or not. Looks in the
-    /// second bucket only when the first does not have it.
+    /// The entry (`bucket * WAYS + way`) holding `key`, if any, expired or not: the hint's
+    /// entry when it holds `key` under `tag` (keys are unique in the table, so it is the
+    /// one), else by the tags of the first bucket, then of the second.
     #[inline]
-    fn find(&self, buckets: [usize; 2], tag: u32, key: &FlowKey) -> Option<usize> {
+    fn find(&self, probe: &Probe, key: &FlowKey) -> Option<usize> {
+        let (buckets, tag) = (probe.buckets, probe.tag);
+        let hint = probe.hint as usize;
+        if let (Some(meta), Some(slot)) = (self.meta.get(hint / WAYS), self.slots.get(hint)) {
+            if meta.tags[hint % WAYS] == tag && slot.key == *key {
+                return Some(hint);
+            }
+        }
         buckets.into_iter().find_map(|bucket| {
             let mut matches = tag_matches(&self.meta[bucket].tags, tag);
             while matches != 0 {
@@ -544,8 +564,7 @@ impl AffinityTable {
         probe: &Probe,
         now: u32,
     ) -> Option<AffinityEntry> {
-        let (buckets, tag) = (probe.buckets, probe.tag);
-        let Some(entry) = self.find(buckets, tag, key) else {
+        let Some(entry) = self.find(probe, key) else {
             self.counters.misses += 1;
             return None;
         };
@@ -590,8 +609,7 @@ impl AffinityTable {
         member: MemberRef,
         now: u32,
     ) -> InsertOutcome {
-        let (buckets, tag) = (probe.buckets, probe.tag);
-        if let Some(entry) = self.find(buckets, tag, key) {
+        if let Some(entry) = self.find(probe, key) {
             self.slots[entry].member = member;
             *self.last_seen(entry) = now;
             self.counters.updates += 1;
@@ -700,8 +718,7 @@ impl AffinityTable {
     }
 
     fn remove_probed(&mut self, key: &FlowKey, probe: &Probe, now: u32) -> Option<AffinityEntry> {
-        let (buckets, tag) = (probe.buckets, probe.tag);
-        let entry = self.find(buckets, tag, key)?;
+        let entry = self.find(probe, key)?;
         let last_seen = *self.last_seen(entry);
         *self.tag(entry) = EMPTY_TAG;
         self.len -= 1;
@@ -938,9 +955,9 @@ mod tests {
                         MemberState::Active
                     }
                 };
-                let probe = bulk.probe(h);
+                let mut probe = bulk.probe(h);
                 bulk.prefetch_buckets(&probe);
-                bulk.prefetch_slot(&probe);
+                bulk.prefetch_slot(&mut probe);
                 let now = round * 4 + client / 200;
                 assert_eq!(
                     bulk.resolve_probed(&k, &probe, now, state, pick),
@@ -1088,11 +1105,33 @@ mod tests {
         assert_eq!((occupied(&t, a), occupied(&t, b)), (8, 2));
         // Every key is found, with or without the burst's prefetches.
         for i in 0..10u32 {
-            let probe = t.probe(h);
+            let mut probe = t.probe(h);
             t.prefetch_buckets(&probe);
-            t.prefetch_slot(&probe);
+            t.prefetch_slot(&mut probe);
             assert_eq!(t.lookup(&key(i), h, 1).map(|e| e.member), Some(m(i)));
         }
+        // All ten share the tag, so one hint (the first matching way: key 0's) serves
+        // them all: right for key 0, and a key mismatch, then the scan, for the others.
+        let mut hinted = t.probe(h);
+        t.prefetch_slot(&mut hinted);
+        assert_eq!(hinted.hint, (a * WAYS) as u32);
+        for i in 0..10u32 {
+            let found = t.lookup_probed(&key(i), &hinted, 2).map(|e| e.member);
+            assert_eq!(found, Some(m(i)), "key {i}");
+        }
+        // A stale hint: key 0's way now holds key 10 under the same tag.
+        assert!(t.remove(&key(0), h, 3).is_some());
+        t.insert(&key(10), h, m(10), 3);
+        assert_eq!(t.lookup_probed(&key(0), &hinted, 3), None);
+        let found = t.lookup_probed(&key(10), &hinted, 3).map(|e| e.member);
+        assert_eq!(found, Some(m(10)));
+        // A hint from another table, out of this one's range, is ignored.
+        let mut foreign = hinted;
+        foreign.hint = u32::MAX - 1;
+        assert_eq!(
+            t.lookup_probed(&key(5), &foreign, 3).map(|e| e.member),
+            Some(m(5))
+        );
     }
 
     /// A full pair of buckets makes room by moving an entry to its own other bucket
@@ -1198,9 +1237,9 @@ mod tests {
             let second = (0..flows as u32)
                 .filter(|&i| {
                     let k = key(i);
-                    let probe = t.probe(k.software_hash());
-                    t.find([probe.buckets[0], probe.buckets[0]], probe.tag, &k)
-                        .is_none()
+                    let mut probe = t.probe(k.software_hash());
+                    probe.buckets[1] = probe.buckets[0];
+                    t.find(&probe, &k).is_none()
                 })
                 .count() as f64
                 / flows as f64;

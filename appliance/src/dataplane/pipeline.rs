@@ -893,7 +893,7 @@ impl Worker {
             .zip(verdicts[..n].chunks_mut(BURST_STAGE))
         {
             self.begin_burst(snap, pkts, rx_port, &mut staged);
-            self.prefetch_burst(&staged);
+            self.prefetch_burst(&mut staged);
             self.finish_burst(snap, pkts, rx_port, now, extra, &staged, verdicts, None);
         }
         self.staged = staged;
@@ -931,10 +931,10 @@ impl Worker {
     /// Stage (2): for each packet of a begun burst, the prefetch of the slot its key
     /// should be in (its metadata line, prefetched by [`Worker::begin_burst`], is read).
     #[inline]
-    pub fn prefetch_burst(&mut self, staged: &StagedBurst) {
+    pub fn prefetch_burst(&mut self, staged: &mut StagedBurst) {
         #[cfg(feature = "stage-cycles")]
         let t0 = anycast6_dpdk::rdtsc();
-        for stage in staged.0.iter() {
+        for stage in staged.0.iter_mut() {
             self.stage_two(stage);
         }
         #[cfg(feature = "stage-cycles")]
@@ -960,14 +960,14 @@ impl Worker {
         extra: &mut X,
         staged: &StagedBurst,
         verdicts: &mut [Verdict],
-        next: Option<&StagedBurst>,
+        next: Option<&mut StagedBurst>,
     ) -> usize {
         #[cfg(feature = "stage-cycles")]
         let t0 = anycast6_dpdk::rdtsc();
         let mut done = 0;
-        let next = next.map_or(&[][..], |n| &n.0[..]);
+        let next = next.map_or(&mut [][..], |n| &mut n.0[..]);
         for ((pkt, stage), verdict) in pkts.iter_mut().zip(staged.0.iter()).zip(verdicts) {
-            if let Some(n) = next.get(done) {
+            if let Some(n) = next.get_mut(done) {
                 self.stage_two(n);
             }
             done += 1;
@@ -994,7 +994,7 @@ impl Worker {
             self.count_verdict(v, pkt.len());
             *verdict = v;
         }
-        for n in next.iter().skip(done) {
+        for n in next.iter_mut().skip(done) {
             self.stage_two(n);
         }
         self.copy_table_counters();
@@ -1038,11 +1038,11 @@ impl Worker {
 
     /// Stage (2): the prefetch of the slot the packet's key should be in.
     #[inline(always)]
-    fn stage_two(&self, stage: &Staged) {
+    fn stage_two(&self, stage: &mut Staged) {
         match stage {
-            Staged::Fast(plan) => self.affinity.prefetch_slot(&plan.probe),
+            Staged::Fast(plan) => self.affinity.prefetch_slot(&mut plan.probe),
             Staged::General(Classified::Forward { flow, .. }) => {
-                self.affinity.prefetch_slot(&flow.probe)
+                self.affinity.prefetch_slot(&mut flow.probe)
             }
             Staged::General(_) => {}
         }
@@ -3299,10 +3299,11 @@ mod tests {
             w.begin_burst(s, bufs, rx_port, &mut current);
             match previous.take() {
                 Some((b, v)) => {
-                    let done = w.finish_burst(s, b, rx_port, now, tx, &carried, v, Some(&current));
+                    let done =
+                        w.finish_burst(s, b, rx_port, now, tx, &carried, v, Some(&mut current));
                     assert_eq!(done, b.len());
                 }
-                None => w.prefetch_burst(&current),
+                None => w.prefetch_burst(&mut current),
             }
             std::mem::swap(&mut current, &mut carried);
             previous = Some((bufs, verdicts));
