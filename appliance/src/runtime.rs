@@ -525,16 +525,17 @@ impl WorkerLoop {
             let c = self.worker.stage_cycles();
             let n = c.packets.max(1) as f64;
             let [one, two, three] = c.stages.map(|cycles| cycles as f64 / n);
+            let id = self.worker.id();
             eprintln!(
                 "stage cycles per packet: {:.1} = (1) {one:.1} + (2) {two:.1} + (3) {three:.1} \
-                 over {} packets",
+                 over {} packets (worker {id})",
                 one + two + three,
                 c.packets
             );
             let [rx, pipeline, tx, rest] = cycles.parts.map(|cycles| cycles as f64 / n);
             eprintln!(
                 "loop cycles per packet: {:.1} = rx {rx:.1} + pipeline and dispatch \
-                 {pipeline:.1} + tx {tx:.1} + rest {rest:.1}",
+                 {pipeline:.1} + tx {tx:.1} + rest {rest:.1} (worker {id})",
                 rx + pipeline + tx + rest
             );
         }

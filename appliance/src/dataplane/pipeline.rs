@@ -517,15 +517,6 @@ impl StagedBurst {
     pub fn new() -> StagedBurst {
         StagedBurst(Vec::with_capacity(BURST_STAGE))
     }
-
-    /// Packets staged.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Default for StagedBurst {
@@ -803,6 +794,11 @@ impl Worker {
             #[cfg(feature = "stage-cycles")]
             stage_cycles: StageCycles::default(),
         })
+    }
+
+    /// The worker's id (its lcore's position among the workers).
+    pub fn id(&self) -> u16 {
+        self.id
     }
 
     /// The cycles spent in each stage so far.
