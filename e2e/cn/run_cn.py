@@ -135,7 +135,8 @@ class UdpStream:
 
 
 def stream_application(base, streams: dict):
-    """``base`` (the echo service) plus recording of answers to the running streams."""
+    """``base`` (the echo service) plus recording of answers to the streams in ``streams``:
+    the running ones and the stopped ones, whose last answers may still be on their way."""
 
     def app(cn: CorrespondentNode, delivery: Delivery) -> list[tuple[int, bytes]]:
         for stream in list(streams.values()):
@@ -149,11 +150,14 @@ def stream_application(base, streams: dict):
 class ControlServer:
     """A line protocol on a Unix stream socket; each command gets one JSON line back."""
 
-    def __init__(self, path: str, cn: CorrespondentNode, tun_fd: int, streams: dict):
+    def __init__(self, path: str, cn: CorrespondentNode, tun_fd: int, streams: dict, answering: dict):
         self.path = path
         self.cn = cn
         self.tun_fd = tun_fd
+        # Streams that send; `answering` also keeps the stopped ones (until their source
+        # port is reused), so that an answer arriving after stream-stop is still recorded.
         self.streams = streams
+        self.answering = answering
         if os.path.exists(path):
             os.unlink(path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -211,6 +215,7 @@ class ControlServer:
                     return {"ok": False, "error": f"a stream from port {sport} is running"}
                 stream = UdpStream(self.cn, args[0], int(args[1]), float(args[2]), sport)
                 self.streams[sport] = stream
+                self.answering[sport] = stream
                 return {"ok": True, **stream.summary()}
             if cmd == "stream-stop" and len(args) <= 1:
                 if args:
@@ -253,10 +258,11 @@ def main() -> int:
         subprocess.run(["ip", "-6", "route", "replace", prefix, "dev", ifname], check=True)
 
     streams: dict[int, UdpStream] = {}
+    answering: dict[int, UdpStream] = {}
     cn = CorrespondentNode(args.address, kcn=bytes.fromhex(args.kcn) if args.kcn else None,
-                           application=stream_application(echo_application(args.echo_port), streams),
+                           application=stream_application(echo_application(args.echo_port), answering),
                            on_event=emit, nonce_lifetime=args.nonce_lifetime)
-    control = ControlServer(args.control, cn, fd, streams) if args.control else None
+    control = ControlServer(args.control, cn, fd, streams, answering) if args.control else None
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
