@@ -258,14 +258,20 @@ impl ExtraTx<Mbuf> for FragmentTx<'_> {
         self.pool.alloc().ok()
     }
     fn send_after(&mut self, port: u16, buf: Mbuf) {
-        match self.stage.get_mut(usize::from(port)) {
-            Some(stage) => {
-                if stage.push(buf).is_err() {
-                    *self.dropped += 1;
-                }
-            }
-            None => *self.dropped += 1,
-        }
+        stage_for_tx(self.stage, port, buf, self.dropped);
+    }
+}
+
+/// Puts `m` on `port`'s TX stage; when the stage is full or there is no such port, `m` is
+/// freed (it goes out of scope) and counted in `dropped`.
+#[inline]
+fn stage_for_tx(stage: &mut [MbufBurst<TX_STAGE>], port: u16, m: Mbuf, dropped: &mut u64) {
+    let queued = match stage.get_mut(usize::from(port)) {
+        Some(s) => s.push(m).is_ok(),
+        None => false,
+    };
+    if !queued {
+        *dropped += 1;
     }
 }
 
@@ -362,13 +368,7 @@ impl Outputs {
             }
             v => {
                 if let Some(port) = v.tx_port() {
-                    let queued = match self.stage.get_mut(usize::from(port)) {
-                        Some(s) => s.push(m).is_ok(),
-                        None => false,
-                    };
-                    if !queued {
-                        self.tx_full += 1;
-                    }
+                    stage_for_tx(&mut self.stage, port, m, &mut self.tx_full);
                 }
             }
         }
@@ -420,13 +420,7 @@ impl WorkerLoop {
         while !self.stop.load(Ordering::Relaxed) {
             let now = Tick::from_millis(self.epoch.elapsed().as_millis() as u64);
             while let Some((port, m)) = self.inject.recv() {
-                let queued = match self.out.stage.get_mut(usize::from(port)) {
-                    Some(s) => s.push(m).is_ok(),
-                    None => false,
-                };
-                if !queued {
-                    self.out.tx_full += 1;
-                }
+                stage_for_tx(&mut self.out.stage, port, m, &mut self.out.tx_full);
             }
             // A burst carried over is finished with the snapshot it was begun with.
             let snap = self.reader.current_after(|held| {
