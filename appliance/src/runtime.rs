@@ -422,10 +422,6 @@ impl WorkerLoop {
             while let Some((port, m)) = self.inject.recv() {
                 stage_for_tx(&mut self.out.stage, port, m, &mut self.out.tx_full);
             }
-            // A burst carried over is finished with the snapshot it was begun with.
-            let snap = self.reader.current_after(|held| {
-                pending.finish(&mut self.worker, held, now, &mut self.out, None)
-            });
             let mut begun = false;
             for (p, rxq) in self.rx.iter_mut().enumerate() {
                 #[cfg(feature = "stage-cycles")]
@@ -437,6 +433,14 @@ impl WorkerLoop {
                 if n == 0 {
                     continue;
                 }
+                // The snapshot is read after the RX, so a packet that arrived after a
+                // publication is judged with that snapshot or a newer one (a worker
+                // descheduled between the read and the RX would otherwise judge it with the
+                // older one). A burst carried over is finished with the snapshot it was
+                // begun with.
+                let snap = self.reader.current_after(|held| {
+                    pending.finish(&mut self.worker, held, now, &mut self.out, None)
+                });
                 // The staged burst path (pipeline.rs, "Bursts"): every packet must be one
                 // contiguous segment; a burst with one that cannot be made so takes the
                 // packet-by-packet path below, which drops just that packet.
@@ -482,7 +486,13 @@ impl WorkerLoop {
             }
             // Nothing new came in: the carried burst does not wait for more.
             if !begun {
-                pending.finish(&mut self.worker, snap, now, &mut self.out, None);
+                pending.finish(
+                    &mut self.worker,
+                    self.reader.held(),
+                    now,
+                    &mut self.out,
+                    None,
+                );
             }
             #[cfg(feature = "stage-cycles")]
             cycles.lap(LoopCycles::PIPELINE);
