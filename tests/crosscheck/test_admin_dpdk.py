@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import pytest
+from runlog import wait_started
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -67,18 +68,7 @@ def appliance(tmp_path_factory, anycast6_bin):
     cfg.write_text(CONFIG.format(traffic=traffic, socket=socket))
     proc = subprocess.Popen([str(anycast6_bin), "run", "--config", str(cfg), "--duration", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = None
-    lines = []
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "event=metrics_listening" in line:
-            metrics = line.split("addr=")[1].split()[0]
-        if "event=started" in line:
-            break
+    metrics, lines = wait_started(proc)
     assert metrics, "".join(lines)
     time.sleep(1.0)  # let traffic and the per-member counters (published every 100 ms) flow
 

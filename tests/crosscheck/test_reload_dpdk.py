@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+from runlog import wait_for
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -58,20 +59,6 @@ port = "members"
 [[services.members]]
 care_of = "2001:db8:2::20"
 """
-
-
-def wait_for(proc, marker, timeout=30):
-    """Reads stderr lines until one contains `marker`; returns the lines read."""
-    lines = []
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if marker in line:
-            return lines
-    raise AssertionError(f"no {marker!r} in stderr:\n{''.join(lines)}")
 
 
 @pytest.fixture(scope="module")
