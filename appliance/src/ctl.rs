@@ -511,6 +511,7 @@ mod tests {
             config_path: "/etc/anycast6.toml".into(),
             config_generation: 2,
             snapshot_generation: 5,
+            snapshots_retained: 0,
             ports: vec![PortView {
                 name: "uplink".into(),
                 mac: "02:00:00:00:00:01".into(),

@@ -484,7 +484,9 @@ impl WorkerLoop {
                     self.out.dispatch(verdict, m, p as u16);
                 }
             }
-            // Nothing new came in: the carried burst does not wait for more.
+            // Nothing new came in: the carried burst does not wait for more, and an idle
+            // worker still takes a newer snapshot (after the carried burst is finished
+            // with its own), so that the writer can reclaim the older ones.
             if !begun {
                 pending.finish(
                     &mut self.worker,
@@ -493,6 +495,7 @@ impl WorkerLoop {
                     &mut self.out,
                     None,
                 );
+                self.reader.current();
             }
             #[cfg(feature = "stage-cycles")]
             cycles.lap(LoopCycles::PIPELINE);
@@ -798,6 +801,7 @@ pub fn run(plan: RunPlan) -> Result<RunReport> {
                         started,
                         now,
                         snapshots_published,
+                        snapshots_retained: publisher.retired_count() as u64,
                     });
                     let _ = reply.send(view);
                 }
@@ -955,6 +959,7 @@ struct ViewInputs<'a> {
     started: Instant,
     now: Instant,
     snapshots_published: u64,
+    snapshots_retained: u64,
 }
 
 fn counter_map(c: &Counters) -> BTreeMap<String, u64> {
@@ -1215,6 +1220,7 @@ fn build_view(i: &ViewInputs<'_>) -> ControlView {
             .unwrap_or_default(),
         config_generation: pc.reloads_ok,
         snapshot_generation: i.snapshots_published,
+        snapshots_retained: i.snapshots_retained,
         ports,
         services,
         members,

@@ -75,6 +75,7 @@ fn sample_view() -> ControlView {
         config_path: "/etc/anycast6/anycast6.toml".into(),
         config_generation: 0,
         snapshot_generation: 6,
+        snapshots_retained: 1,
         ports: vec![PortView {
             name: "uplink".into(),
             device: "0000:03:00.0".into(),
@@ -869,6 +870,10 @@ fn metrics_parse_with_an_independent_parser_and_round_trip() {
     assert_eq!(
         value(&s, "anycast6_snapshots_published_total", &[]),
         view.snapshot_generation as f64
+    );
+    assert_eq!(
+        value(&s, "anycast6_snapshots_retained", &[]),
+        view.snapshots_retained as f64
     );
     for m in &view.members {
         let (care_of, id) = (m.care_of.to_string(), m.id.to_string());

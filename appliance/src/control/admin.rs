@@ -153,6 +153,7 @@ impl Request {
                 "config_path": view.config_path,
                 "config_generation": view.config_generation,
                 "snapshot_generation": view.snapshot_generation,
+                "snapshots_retained": view.snapshots_retained,
                 "workers": view.workers.len(),
                 "ports": view.ports,
                 "services": view.services.len(),

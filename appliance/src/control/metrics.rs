@@ -176,6 +176,13 @@ pub fn render(v: &ControlView) -> String {
         "Data-plane snapshots published.",
     )
     .sample("snapshots_published_total", &[], v.snapshot_generation);
+    Family::header(
+        o,
+        "snapshots_retained",
+        "gauge",
+        "Replaced snapshots kept until every worker has passed a quiescent state.",
+    )
+    .sample("snapshots_retained", &[], v.snapshots_retained);
 
     // Data plane: plain counters and drops by reason.
     {

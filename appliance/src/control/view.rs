@@ -20,6 +20,9 @@ pub struct ControlView {
     pub config_generation: u64,
     /// Snapshots published since start (the first counts).
     pub snapshot_generation: u64,
+    /// Replaced snapshots still kept because a worker has not passed a quiescent state
+    /// since: a few at most while the workers poll.
+    pub snapshots_retained: u64,
     pub ports: Vec<PortView>,
     pub services: Vec<ServiceView>,
     pub members: Vec<MemberView>,
