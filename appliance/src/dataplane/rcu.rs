@@ -2,10 +2,14 @@
 //! quiescent-state-based reclamation (QSBR, as DPDK's `rte_rcu_qsbr`), from safe parts only.
 //!
 //! The control thread builds an immutable snapshot (services, members, Maglev tables, ...)
-//! and [`SnapshotPublisher::publish`]es it. Each worker owns a [`SnapshotReader`]; once per
-//! burst it calls [`SnapshotReader::current`] and uses the returned `&T` for every packet of
-//! the burst, then calls [`SnapshotReader::quiescent`]. An idle worker goes
-//! [`SnapshotReader::offline`] so that it does not hold up reclamation.
+//! and [`SnapshotPublisher::publish`]es it. Each worker owns a [`SnapshotReader`]; per burst
+//! it calls [`SnapshotReader::current`] (or [`SnapshotReader::current_after`]) and uses the
+//! returned `&T` for every packet of the burst, and once per poll it calls
+//! [`SnapshotReader::quiescent`]. A worker may carry a burst begun with its held snapshot
+//! across `quiescent`: it reports the generation of the snapshot it holds, which the writer
+//! keeps, and finishes the burst with that snapshot ([`SnapshotReader::current_after`],
+//! [`SnapshotReader::held`]) before it takes a newer one. A worker that stops polling for a
+//! long time can go [`SnapshotReader::offline`] so that it does not hold up reclamation.
 //!
 //! # Design
 //!
