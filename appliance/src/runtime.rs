@@ -436,9 +436,9 @@ impl WorkerLoop {
                 // The snapshot is read after the RX, so a packet that arrived after a
                 // publication is judged with that snapshot or a newer one (a worker
                 // descheduled between the read and the RX would otherwise judge it with the
-                // older one), unless the mailbox is busy at that moment (another worker
-                // taking it, or the writer publishing): then from the next burst. A burst
-                // carried over is finished with the snapshot it was begun with.
+                // older one). A publication still in progress when the worker looks leaves
+                // it on its snapshot until the next burst. A burst carried over is finished
+                // with the snapshot it was begun with.
                 let snap = self.reader.current_after(|held| {
                     pending.finish(&mut self.worker, held, now, &mut self.out, None)
                 });

@@ -14,9 +14,10 @@
 //! # Design
 //!
 //! * Publication: a global generation counter (`AtomicU64`, its own cache line) and a
-//!   mailbox `Mutex<(generation, Arc<T>)>` with the newest snapshot.
+//!   mailbox `RwLock<(generation, Arc<T>)>` with the newest snapshot: readers take it
+//!   shared, a publication exclusively.
 //! * Each reader keeps its own `Arc<T>` in a plain field and the generation of it. Per burst
-//!   it loads the global generation; only when that changed does it `try_lock` the mailbox
+//!   it loads the global generation; only when that changed does it `try_read` the mailbox
 //!   and clone the new `Arc` (then drops its old one).
 //! * Each reader has a slot (`AtomicU64`, its own cache line) where it reports the
 //!   generation it holds: its *quiescent generation*, or OFFLINE.
@@ -44,9 +45,10 @@
 //! writer counts any exception in [`SnapshotPublisher::shared_at_reclaim`]; the tests
 //! assert it stays 0.
 //!
-//! Coming online takes the mailbox lock and stores the generation it takes into its slot
-//! *before* releasing the lock. A publication that retires that generation must take the
-//! lock afterwards, so the writer's later reclaim sees the report and keeps the snapshot.
+//! Coming online takes the mailbox's read lock and stores the generation it takes into its
+//! slot *before* releasing it. A publication that retires that generation must take the
+//! write lock afterwards, so the writer's later reclaim sees the report and keeps the
+//! snapshot.
 //!
 //! # Why no per-packet (or per-burst) atomic read-modify-write
 //!
@@ -61,15 +63,17 @@
 //!
 //! # Why writers never block readers
 //!
-//! On the burst path a reader only ever `try_lock`s the mailbox; if the writer (or another
-//! reader) holds it, the reader keeps its current snapshot for one more burst and retries
-//! next burst. The writer's critical section is constant-time: it allocates the new `Arc`
-//! before locking and moves the old one onto the retired list after unlocking, so no
-//! allocation and no destructor run under the lock. `publish` never waits for readers: it
-//! retires and returns; a stalled reader only delays reclamation (bounded by
-//! [`SnapshotPublisher::retired_count`] growth, which is the thing to monitor).
-//! `OfflineReader::online` takes the lock blocking, which is outside the burst path and
-//! waits at most for one constant-time critical section.
+//! On the burst path a reader only ever `try_read`s the mailbox. Readers share the read
+//! lock, so they never keep each other out (after a publication every worker refreshes at
+//! once); only a publication in progress makes `try_read` fail, and the reader then keeps
+//! its current snapshot for one more burst. The writer's critical section is
+//! constant-time: it allocates the new `Arc` before locking and moves the old one onto the
+//! retired list after unlocking, so no allocation and no destructor run under the lock.
+//! `publish` waits at most for readers' critical sections (an `Arc` clone each), never for
+//! a reader's burst: it retires and returns; a stalled reader only delays reclamation
+//! (bounded by [`SnapshotPublisher::retired_count`] growth, which is the thing to monitor).
+//! `OfflineReader::online` takes the read lock blocking, which is outside the burst path
+//! and waits at most for one constant-time critical section.
 //!
 //! Dropping the publisher (shutdown) gives up the writer's references; the snapshots then
 //! live until the last reader lets go, wherever that is.
@@ -93,7 +97,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use crossbeam_utils::CachePadded;
 
@@ -113,7 +117,9 @@ struct Shared<T> {
     /// Generation of the newest snapshot; read by every reader every burst, so it has its
     /// own cache line, written once per publication.
     generation: CachePadded<AtomicU64>,
-    mailbox: Mutex<Mailbox<T>>,
+    /// Readers take it shared, so they never keep each other out; only a publication
+    /// takes it exclusively.
+    mailbox: RwLock<Mailbox<T>>,
 }
 
 /// A reader's reported generation (or OFFLINE/DEPARTED), on its own cache line so that
@@ -127,10 +133,16 @@ struct Retired<T> {
     snapshot: Arc<T>,
 }
 
-/// A lock that never stays poisoned: the critical sections only move values that are
-/// valid in every state, so a panic elsewhere cannot leave the mailbox inconsistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// The mailbox for a publication. Locks never stay poisoned: the critical sections only
+/// move values that are valid in every state, so a panic elsewhere cannot leave the mailbox
+/// inconsistent.
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The mailbox for a reader coming online (blocking: not for the burst path).
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The writer side, owned by the control thread.
@@ -161,7 +173,7 @@ impl<T> SnapshotPublisher<T> {
         let latest = Arc::new(initial);
         let shared = Arc::new(Shared {
             generation: CachePadded::new(AtomicU64::new(0)),
-            mailbox: Mutex::new(Mailbox {
+            mailbox: RwLock::new(Mailbox {
                 generation: 0,
                 snapshot: Arc::clone(&latest),
             }),
@@ -198,7 +210,7 @@ impl<T> SnapshotPublisher<T> {
         let snapshot = Arc::new(snapshot);
         let generation = self.generation + 1;
         let replaced = {
-            let mut mailbox = lock(&self.shared.mailbox);
+            let mut mailbox = write(&self.shared.mailbox);
             let replaced = std::mem::replace(&mut mailbox.snapshot, Arc::clone(&snapshot));
             mailbox.generation = generation;
             // Inside the lock, so a reader that sees the new generation and then gets the lock
@@ -346,11 +358,11 @@ impl<T> SnapshotReader<T> {
         &self.snapshot
     }
 
-    /// Takes the newest snapshot, unless the mailbox is busy (then next burst).
+    /// Takes the newest snapshot, unless a publication holds the mailbox (then next burst).
     #[cold]
     #[inline(never)]
     fn refresh(&mut self) {
-        let mailbox = match self.shared.mailbox.try_lock() {
+        let mailbox = match self.shared.mailbox.try_read() {
             Ok(mailbox) => mailbox,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return,
@@ -412,14 +424,14 @@ impl<T> std::fmt::Debug for OfflineReader<T> {
 }
 
 impl<T> OfflineReader<T> {
-    /// Resumes reading with the newest snapshot. Takes the mailbox lock (blocking, for at
-    /// most one constant-time critical section); not for the burst path.
+    /// Resumes reading with the newest snapshot. Takes the mailbox's read lock (blocking,
+    /// for at most one constant-time critical section); not for the burst path.
     pub fn online(self) -> SnapshotReader<T> {
         let OfflineReader { slot, shared, .. } = self;
         let (snapshot, generation) = {
-            let mailbox = lock(&shared.mailbox);
-            // Reported under the lock: a publication retiring this generation takes the lock
-            // after us, so its reclaim sees this report (see the module docs).
+            let mailbox = read(&shared.mailbox);
+            // Reported under the read lock: a publication retiring this generation takes the
+            // write lock after us, so its reclaim sees this report (see the module docs).
             slot.0.store(mailbox.generation, Ordering::Release);
             (Arc::clone(&mailbox.snapshot), mailbox.generation)
         };
@@ -610,7 +622,7 @@ mod tests {
         let mut reader = publisher.register_reader();
         {
             // A writer in the middle of publishing generation 1.
-            let _writer = lock(&publisher.shared.mailbox);
+            let _writer = write(&publisher.shared.mailbox);
             publisher.shared.generation.store(1, Ordering::Release);
             // Would deadlock if the reader waited for the lock.
             assert_eq!(*reader.current(), 0);
@@ -619,6 +631,19 @@ mod tests {
         }
         publisher.publish(1);
         assert_eq!(*reader.current(), 1);
+    }
+
+    #[test]
+    fn readers_refreshing_together_do_not_keep_each_other_out() {
+        let mut publisher = SnapshotPublisher::new(0u64);
+        let mut reader = publisher.register_reader();
+        publisher.publish(1);
+        // Another reader in the middle of its own refresh: with a mutex this reader would
+        // have kept generation 0 for this burst.
+        let _other = read(&publisher.shared.mailbox);
+        assert_eq!(*reader.current(), 1);
+        reader.quiescent();
+        assert_eq!(reader.generation(), 1);
     }
 
     /// A writer publishes while readers read continuously; every snapshot a reader sees is
