@@ -221,13 +221,14 @@ fn secs(s: Option<u64>) -> String {
 
 fn render_status(d: &Value) -> String {
     let mut out = format!(
-        "anycast6 {} (pid {}), up {}, config {} (reloads {}), snapshot {}\n",
+        "anycast6 {} (pid {}), up {}, config {} (reloads {}), snapshot {} ({} retained)\n",
         d["version"].as_str().unwrap_or("?"),
         d["pid"],
         duration(d["uptime_s"].as_f64().unwrap_or(0.0)),
         d["config_path"].as_str().unwrap_or("?"),
         d["config_generation"],
         d["snapshot_generation"],
+        d["snapshots_retained"].as_u64().unwrap_or(0),
     );
     out.push_str(&format!(
         "{} workers, {} services, {} members, {} bindings; rx {} fwd {} rev {} dropped {}\n",
@@ -592,7 +593,7 @@ mod tests {
     fn renders_status() {
         assert_eq!(
             rendered(CtlCommand::Status),
-            "anycast6 0.1.0 (pid 17), up 1m01s, config /etc/anycast6.toml (reloads 2), snapshot 5
+            "anycast6 0.1.0 (pid 17), up 1m01s, config /etc/anycast6.toml (reloads 2), snapshot 5 (0 retained)
 1 workers, 1 services, 1 members, 1 bindings; rx 12.3k fwd 0 rev 0 dropped 2
 PORT    MAC                MTU   NEXT-HOP  NEXT-HOP-MAC  RX     TX  MISSED
 uplink  02:00:00:00:00:01  1500  -         unresolved    12.3k  99  0

@@ -368,7 +368,7 @@ fn every_ctl_command_through_the_socket() {
     let status = f.ctl(CtlCommand::Status).unwrap();
     println!("$ anycast6 ctl status\n{status}");
     assert!(status.starts_with(
-        "anycast6 0.1.0 (pid 4242), up 1h02m05s, config /etc/anycast6/anycast6.toml (reloads 0), snapshot 6\n"
+        "anycast6 0.1.0 (pid 4242), up 1h02m05s, config /etc/anycast6/anycast6.toml (reloads 0), snapshot 6 (1 retained)\n"
     ));
     assert!(status.contains(
         "2 workers, 1 services, 3 members, 1 bindings; rx 6.20M fwd 6.10M rev 50.0k dropped 41\n"
