@@ -1,5 +1,8 @@
-"""Reading the log of a running `anycast6 run`."""
+"""Running `anycast6 run` in a test: starting it, reading its log, driving it with
+`anycast6 ctl`, stopping it."""
 
+import signal
+import subprocess
 import time
 
 
@@ -23,3 +26,33 @@ def wait_started(proc, timeout=30):
     lines = wait_for(proc, "event=started", timeout)
     metrics = next((l.split("addr=")[1].split()[0] for l in lines if "event=metrics_listening" in l), None)
     return metrics, lines
+
+
+def start_with_metrics(anycast6_bin, cfg, duration):
+    """Starts `anycast6 run` with the configuration `cfg` (which has `admin.metrics`);
+    returns the process and its Prometheus address once it has started."""
+    proc = subprocess.Popen([str(anycast6_bin), "run", "--config", str(cfg), "--duration", str(duration)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, lines = wait_started(proc)
+    assert metrics, "".join(lines)
+    return proc, metrics
+
+
+def stop(proc):
+    """Stops it as an operator would (SIGINT) and checks that it exited cleanly."""
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+
+
+def ctl_for(anycast6_bin, socket):
+    """`anycast6 ctl --socket SOCKET ARGS...`; with `check` (the default) it must succeed."""
+
+    def ctl(*args, check=True):
+        r = subprocess.run([str(anycast6_bin), "ctl", "--socket", str(socket), *args],
+                           capture_output=True, text=True, timeout=20)
+        if check:
+            assert r.returncode == 0, r.stderr
+        return r
+
+    return ctl

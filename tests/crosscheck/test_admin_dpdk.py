@@ -8,13 +8,12 @@ errors are errors (exit status 1, a reason), and the per-member counters move.
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
 
 import pytest
-from runlog import wait_started
+from runlog import ctl_for, start_with_metrics, stop
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -66,23 +65,10 @@ def appliance(tmp_path_factory, anycast6_bin):
     socket = tmp / "run" / "admin.sock"
     cfg = tmp / "anycast6.toml"
     cfg.write_text(CONFIG.format(traffic=traffic, socket=socket))
-    proc = subprocess.Popen([str(anycast6_bin), "run", "--config", str(cfg), "--duration", "30"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics, lines = wait_started(proc)
-    assert metrics, "".join(lines)
+    proc, metrics = start_with_metrics(anycast6_bin, cfg, 30)
     time.sleep(1.0)  # let traffic and the per-member counters (published every 100 ms) flow
-
-    def ctl(*args, check=True):
-        r = subprocess.run([str(anycast6_bin), "ctl", "--socket", str(socket), *args],
-                           capture_output=True, text=True, timeout=20)
-        if check:
-            assert r.returncode == 0, r.stderr
-        return r
-
-    yield dict(ctl=ctl, socket=socket, metrics=metrics, proc=proc)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 0
+    yield dict(ctl=ctl_for(anycast6_bin, socket), socket=socket, metrics=metrics, proc=proc)
+    stop(proc)
     assert not socket.exists(), "the socket is removed on exit"
 
 

@@ -9,13 +9,11 @@ and from `/metrics`.
 """
 
 import json
-import signal
-import subprocess
 import time
 import urllib.request
 
 import pytest
-from runlog import wait_started
+from runlog import ctl_for, start_with_metrics, stop
 
 SVC = "2001:db8:100::1"
 M10 = "2001:db8:2::10"
@@ -53,25 +51,13 @@ def idle(tmp_path_factory, anycast6_bin):
     socket = tmp / "admin.sock"
     cfg = tmp / "anycast6.toml"
     cfg.write_text(CONFIG.format(socket=socket))
-    proc = subprocess.Popen([str(anycast6_bin), "run", "--config", str(cfg), "--duration", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics, lines = wait_started(proc)
-    assert metrics, "".join(lines)
-
-    def ctl(*args):
-        r = subprocess.run([str(anycast6_bin), "ctl", "--socket", str(socket), *args],
-                           capture_output=True, text=True, timeout=20)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
-    yield dict(ctl=ctl, metrics=metrics)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 0
+    proc, metrics = start_with_metrics(anycast6_bin, cfg, 60)
+    yield dict(ctl=ctl_for(anycast6_bin, socket), metrics=metrics)
+    stop(proc)
 
 
 def status(ctl):
-    return json.loads(ctl("--json", "status"))
+    return json.loads(ctl("--json", "status").stdout)
 
 
 def test_idle_workers_release_replaced_snapshots(idle):
