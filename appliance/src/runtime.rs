@@ -334,11 +334,7 @@ impl Pending {
             }
             return;
         }
-        let mut extra = FragmentTx {
-            pool: &out.pool,
-            stage: &mut out.stage,
-            dropped: &mut out.tx_full,
-        };
+        let mut extra = out.fragment_tx();
         let done = worker.finish_burst(
             snap,
             self.mbufs.as_mut_slice(),
@@ -356,6 +352,17 @@ impl Pending {
 }
 
 impl Outputs {
+    /// Where the pipeline puts the extra frames of a packet (outer fragments), with the
+    /// pool they come from.
+    #[inline]
+    fn fragment_tx(&mut self) -> FragmentTx<'_> {
+        FragmentTx {
+            pool: &self.pool,
+            stage: &mut self.stage,
+            dropped: &mut self.tx_full,
+        }
+    }
+
     /// Sends a judged packet where its verdict says: the control thread's ring, a port's
     /// TX stage, or (a drop) back to its pool when `m` goes out of scope.
     #[inline]
@@ -476,11 +483,7 @@ impl WorkerLoop {
                         multi_seg += 1;
                         continue; // dropped: the pipeline needs one contiguous segment
                     }
-                    let mut extra = FragmentTx {
-                        pool: &self.out.pool,
-                        stage: &mut self.out.stage,
-                        dropped: &mut self.out.tx_full,
-                    };
+                    let mut extra = self.out.fragment_tx();
                     let verdict = self.worker.process(snap, &mut m, p as u16, now, &mut extra);
                     self.out.dispatch(verdict, m, p as u16);
                 }
