@@ -333,10 +333,7 @@ impl<T> SnapshotReader<T> {
     /// Fast path: one atomic load, no RMW, no lock.
     #[inline]
     pub fn current(&mut self) -> &T {
-        if self.shared.generation.load(Ordering::Acquire) != self.seen {
-            self.refresh();
-        }
-        &self.snapshot
+        self.current_after(|_| {})
     }
 
     /// [`SnapshotReader::current`], for a caller that carries work begun with the held
